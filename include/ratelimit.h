@@ -1,0 +1,356 @@
+/*
+ * ratelimit.h: the whole public API of libratelimit.
+ *
+ * libratelimit decides "may this request go through?" for servers built on
+ * libevent.  A server calls rl_check_async() on its hot path and receives
+ * the decision in a callback on the same event loop; nothing blocks.  The
+ * state lives in Redis (shared by every process that uses the same Redis)
+ * or, with RL_BACKEND_LOCAL, in an in-process store.
+ *
+ * Threading: one rl_limiter per event_base, used only from the thread that
+ * runs that loop.  A multi-threaded server makes one limiter per loop.
+ *
+ * Callbacks: every call that returns RL_OK runs its callback exactly once,
+ * always from the event loop and never from inside the call that submitted
+ * it.  Every call that returns a non-zero code never runs its callback.
+ *
+ * Ownership: pointers handed to a callback are valid only during that call.
+ * The library copies every string it keeps; it never frees the caller's
+ * `arg` nor the event_base.
+ */
+#ifndef RATELIMIT_H
+#define RATELIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+struct evbuffer;
+
+#if defined(RL_BUILDING_LIBRARY) && defined(__GNUC__)
+#define RL_EXTERN __attribute__((visibility("default")))
+#else
+#define RL_EXTERN
+#endif
+
+/* ---- version ---- */
+
+#define RL_VERSION_MAJOR 0
+#define RL_VERSION_MINOR 1
+#define RL_VERSION_PATCH 0
+#define RL_VERSION_STRING "0.1.0"
+/* One number that grows with every release: 0xMMmmpp. */
+#define RL_VERSION_HEX \
+    ((RL_VERSION_MAJOR << 16) | (RL_VERSION_MINOR << 8) | RL_VERSION_PATCH)
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked; static storage. */
+RL_EXTERN const char *rl_version(void);
+
+/* ---- return codes ---- */
+
+/*
+ * Every int function returns RL_OK (0) or one of these negative codes.
+ * Codes are never reused or renumbered; new ones are added at the end.
+ * A denial is a result (rl_result.allowed == false), never an error code.
+ */
+#define RL_ERRNO_MAP(XX)                                                     \
+    XX(OK, 0, "success")                                                     \
+    XX(ERR_INVALID, -1, "invalid argument or configuration")                 \
+    XX(ERR_NOMEM, -2, "out of memory")                                       \
+    XX(ERR_REDIS, -3, "Redis error or connection failure")                   \
+    XX(ERR_TIMEOUT, -4, "no answer within the command timeout")              \
+    XX(ERR_CIRCUIT_OPEN, -5, "circuit breaker open; Redis was not asked")    \
+    XX(ERR_OVERLOAD, -6, "too many checks pending")                          \
+    XX(ERR_SHUTDOWN, -7, "the limiter was freed while the check was pending")\
+    XX(ERR_PROTOCOL, -8, "reply of the wrong shape or out of range")
+
+enum {
+#define RL_ENUM_ENTRY_(name, value, text) RL_##name = (value),
+    RL_ERRNO_MAP(RL_ENUM_ENTRY_)
+#undef RL_ENUM_ENTRY_
+    RL_ERR_LAST_ = -9 /* one below the lowest code; not a code */
+};
+
+/* A static English sentence for a code; "unknown error" for other values. */
+RL_EXTERN const char *rl_strerror(int code);
+
+/* ---- enumerations ---- */
+
+typedef enum {
+    RL_BACKEND_REDIS = 0, /* shared state in Redis (default) */
+    RL_BACKEND_LOCAL = 1  /* in-process store: this process only */
+} rl_backend;
+
+/* See docs/algorithms.md for the exact definition of every field. */
+typedef enum {
+    RL_SLIDING_WINDOW = 0, /* weighted count of this and the previous
+                              fixed window <= max (default) */
+    RL_TOKEN_BUCKET = 1,   /* capacity max, refilled continuously at max per
+                              window */
+    RL_FIXED_WINDOW = 2,   /* at most max per aligned window */
+    RL_SLIDING_LOG = 3,    /* exact: at most max in any window_ms span */
+    RL_GCRA = 4            /* emission interval window/max, burst max */
+} rl_algorithm;
+
+typedef enum {
+    RL_FALLBACK_ALLOW = 0, /* fail open: allowed, remaining = max */
+    RL_FALLBACK_DENY = 1,  /* fail closed */
+    RL_FALLBACK_LOCAL = 2  /* the local store decides with this instance's
+                              share of the limit */
+} rl_fallback;
+
+typedef enum {
+    RL_LOG_DEBUG = 0,
+    RL_LOG_INFO = 1,
+    RL_LOG_WARN = 2,
+    RL_LOG_ERROR = 3,
+    RL_LOG_NONE = 4 /* as a level: log nothing */
+} rl_log_level;
+
+typedef enum {
+    RL_SOURCE_BACKEND = 0,  /* the configured backend: Redis, or the local
+                               store when the backend is local */
+    RL_SOURCE_CACHE = 1,    /* the local decision cache (known-blocked key) */
+    RL_SOURCE_FALLBACK = 2  /* the fallback policy, because the backend could
+                               not answer; status says why */
+} rl_source;
+
+/* ---- bounds of a check (docs/algorithms.md explains each) ---- */
+
+#define RL_KEY_MAX 1024                      /* bytes of a key */
+#define RL_MAX_REQUESTS_MAX 1000000000LL     /* max_requests <= 10^9 */
+#define RL_WINDOW_MS_MAX 100000000000LL      /* window_ms <= 10^11 (3.17 y) */
+#define RL_SLIDING_LOG_MAX 100000LL          /* max_requests, sliding log */
+
+/* ---- the result of one check ---- */
+
+typedef struct rl_result {
+    int status;             /* RL_OK, or why the fallback answered */
+    bool allowed;
+    int64_t limit;          /* the check's max_requests */
+    int64_t remaining;      /* >= 0, after this check */
+    int64_t reset_ms;       /* until the whole limit is available again */
+    int64_t retry_after_ms; /* 0 when allowed; else until this check could
+                               pass */
+    rl_source source;       /* who decided */
+    const char *key;        /* the caller's key, valid during the callback;
+                               NUL-terminated (a key with NUL bytes is cut
+                               there: use key_len) */
+    size_t key_len;         /* bytes of key */
+    int64_t reserved_[4];
+} rl_result;
+
+/* The result of a check: const and valid only during the call. */
+typedef void (*rl_check_cb)(const rl_result *result, void *arg);
+/* Completion of an operation without a decision (reset): RL_OK or a code. */
+typedef void (*rl_done_cb)(int status, void *arg);
+/* A log line without newline, valid during the call; never has a password
+   or a whole user key in it. */
+typedef void (*rl_log_cb)(rl_log_level level, const char *msg, void *arg);
+/* The time in milliseconds since the Unix epoch.  Tests and simulations
+   set one in rl_config.clock to decide at explicit times; see there. */
+typedef int64_t (*rl_clock_cb)(void *arg);
+
+/* ---- configuration ---- */
+
+/*
+ * Nested groups are frozen once released: a field added later goes to the
+ * tail of rl_config, out of its reserved space, never into a group.
+ * Strings are borrowed until rl_new returns; the limiter copies them.
+ */
+typedef struct rl_redis_config {
+    const char *url;            /* REDIS_URL: redis://[user:pass@]host[:port]
+                                   [/db] or unix:///path; wins over the
+                                   fields below it names.  NULL: unset */
+    const char *host;           /* REDIS_HOST, "127.0.0.1" */
+    int port;                   /* REDIS_PORT, 6379 */
+    int db;                     /* REDIS_DB, 0 */
+    const char *username;       /* REDIS_USERNAME, NULL (ACL user) */
+    const char *password;       /* REDIS_PASSWORD, NULL (no AUTH) */
+    const char *cluster_nodes;  /* REDIS_CLUSTER_NODES, NULL: standalone */
+    int64_t connect_timeout_ms; /* REDIS_CONNECT_TIMEOUT, 1000 */
+    int64_t command_timeout_ms; /* REDIS_COMMAND_TIMEOUT, 250 */
+    const char *key_prefix;     /* RATE_LIMIT_KEY_PREFIX, "rate_limit" */
+    int64_t ttl_buffer_s;       /* RATE_LIMIT_TTL_BUFFER, 10 seconds */
+} rl_redis_config;
+
+typedef struct rl_breaker_config {
+    bool enabled;                 /* CIRCUIT_BREAKER_ENABLED, false */
+    int64_t failure_threshold;    /* ..._FAILURE_THRESHOLD, 5 */
+    int64_t recovery_timeout_ms;  /* ..._RECOVERY_TIMEOUT, 30000 */
+} rl_breaker_config;
+
+typedef struct rl_cache_config {
+    bool enabled;                 /* CACHE_ENABLED, false */
+    int64_t max_size;             /* CACHE_MAX_SIZE, 10000 */
+    int64_t default_ttl_ms;       /* CACHE_DEFAULT_TTL, 300000 */
+    int64_t cleanup_interval_ms;  /* CACHE_CLEANUP_INTERVAL, 600000 */
+} rl_cache_config;
+
+typedef struct rl_distributed_config {
+    bool enabled;                 /* DISTRIBUTED_ENABLED, false */
+    const char *instance_id;      /* INSTANCE_ID, NULL: random */
+    int64_t sync_interval_ms;     /* SYNC_INTERVAL, 30000 */
+    int64_t max_drift_ms;         /* MAX_DRIFT, 5000 */
+} rl_distributed_config;
+
+typedef struct rl_batch_config {
+    int64_t concurrency;          /* BATCH_CONCURRENCY, 5 */
+    int64_t size;                 /* BATCH_SIZE, 50 */
+    int64_t timeout_ms;           /* BATCH_TIMEOUT, 10000 */
+    int64_t max;                  /* BATCH_MAX, 64: checks sharing one
+                                     EVALSHA when coalesced */
+} rl_batch_config;
+
+typedef struct rl_local_config {
+    int64_t max_keys;             /* RATE_LIMIT_LOCAL_MAX_KEYS, 1000000:
+                                     least recently used evicted beyond */
+    int64_t sweep_interval_ms;    /* RATE_LIMIT_LOCAL_SWEEP_INTERVAL, 1000 */
+} rl_local_config;
+
+#define RL_CONFIG_RESERVED 32
+
+typedef struct rl_config {
+    rl_backend backend;           /* RATE_LIMIT_BACKEND, redis */
+    rl_algorithm algorithm;       /* RATE_LIMIT_ALGORITHM, sliding-window */
+    rl_fallback fallback;         /* RATE_LIMIT_FALLBACK, allow */
+    int64_t max_pending;          /* RATE_LIMIT_MAX_PENDING, 100000 */
+    rl_redis_config redis;
+    rl_breaker_config circuit_breaker;
+    rl_cache_config cache;
+    rl_distributed_config distributed;
+    rl_batch_config batch;
+    rl_local_config local;
+    rl_log_cb log_cb;             /* NULL: warnings and errors to stderr */
+    void *log_arg;
+    rl_log_level log_level;       /* RATE_LIMIT_LOG_LEVEL, warn */
+    rl_clock_cb clock;            /* NULL: real time (and Redis TIME in
+                                     the scripts).  Set: every decision,
+                                     local or in Redis, is taken at the
+                                     time it returns */
+    void *clock_arg;
+    /* Fields added later come out of this space, one 8-byte slot each, so
+       that binaries built against an older header keep working. */
+    int64_t reserved_[RL_CONFIG_RESERVED];
+} rl_config;
+
+/* Fills every default of the table above.  cfg must not be NULL. */
+RL_EXTERN void rl_config_init(rl_config *cfg);
+
+/*
+ * Overrides fields of cfg from the environment variables named above; an
+ * unset (or empty) variable leaves its field alone.  Strings point into
+ * the environment (borrowed: keep the environment unchanged until rl_new
+ * returns).  Returns RL_OK, or RL_ERR_INVALID for a malformed value, with
+ * the variable's name (never its value when it is a password) in the log
+ * line sent to cfg->log_cb; parsing stops at the first malformed variable.
+ */
+RL_EXTERN int rl_config_from_env(rl_config *cfg);
+
+/* ---- lifecycle ---- */
+
+typedef struct rl_limiter rl_limiter; /* opaque */
+
+/*
+ * Creates a limiter on `base` from `cfg` (NULL: every default).  The base
+ * must outlive the limiter.  Returns RL_OK and *out, or RL_ERR_INVALID
+ * (bad configuration, said in the log), RL_ERR_NOMEM.  *out is NULL on
+ * failure.
+ */
+RL_EXTERN int rl_new(struct event_base *base, const rl_config *cfg,
+                     rl_limiter **out);
+
+/*
+ * Completes every pending check with RL_ERR_SHUTDOWN (source fallback),
+ * every pending reset with RL_ERR_SHUTDOWN, stops every timer and frees
+ * the limiter.  Callbacks run inside rl_free.  Safe to call from inside
+ * one of this limiter's callbacks: the limiter is then freed when that
+ * callback returns.  rl_free(NULL) does nothing.
+ */
+RL_EXTERN void rl_free(rl_limiter *rl);
+
+/* ---- checks ---- */
+
+/*
+ * Asks whether one request on `key` may pass a limit of `max_requests` per
+ * `window_ms` milliseconds; same as rl_check_cost_async with cost 1.
+ *
+ * key: bytes up to the first NUL, 1..RL_KEY_MAX of them; copied.
+ * Returns RL_OK (cb runs exactly once, later, from the loop), or, with no
+ * callback ever: RL_ERR_INVALID (NULL limiter or callback, empty or
+ * over-long key, max or window out of bounds), RL_ERR_OVERLOAD (max_pending
+ * checks pending), RL_ERR_SHUTDOWN (rl_free was called), RL_ERR_NOMEM.
+ */
+RL_EXTERN int rl_check_async(rl_limiter *rl, const char *key,
+                             int64_t max_requests, int64_t window_ms,
+                             rl_check_cb cb, void *arg);
+
+/*
+ * As rl_check_async, charging `cost` units (1 <= cost <= max_requests).
+ * Limits come with every check, so they can change at run time; state is
+ * kept per (algorithm, key).
+ */
+RL_EXTERN int rl_check_cost_async(rl_limiter *rl, const char *key,
+                                  int64_t max_requests, int64_t window_ms,
+                                  int64_t cost, rl_check_cb cb, void *arg);
+
+/*
+ * As rl_check_cost_async with an explicit key length, for keys holding
+ * NUL bytes.  key_len: 1..RL_KEY_MAX.
+ */
+RL_EXTERN int rl_check_key_async(rl_limiter *rl, const void *key,
+                                 size_t key_len, int64_t max_requests,
+                                 int64_t window_ms, int64_t cost,
+                                 rl_check_cb cb, void *arg);
+
+/*
+ * Forgets the state of `key` (every algorithm), so its next check starts a
+ * fresh limit.  cb gets RL_OK or the reason it failed.  Same return codes
+ * and callback rules as rl_check_async.
+ */
+RL_EXTERN int rl_reset_async(rl_limiter *rl, const char *key, rl_done_cb cb,
+                             void *arg);
+
+/* ---- metrics (the hub grows; ids are never renumbered) ---- */
+
+typedef enum {
+    RL_METRIC_CHECKS_TOTAL = 0,     /* checks accepted */
+    RL_METRIC_ALLOWED = 1,          /* callbacks with allowed == true */
+    RL_METRIC_DENIED = 2,           /* callbacks with allowed == false */
+    RL_METRIC_SOURCE_BACKEND = 3,   /* answered by the backend */
+    RL_METRIC_SOURCE_CACHE = 4,     /* answered by the decision cache */
+    RL_METRIC_SOURCE_FALLBACK = 5,  /* answered by the fallback */
+    RL_METRIC_REFUSED = 6,          /* calls refused with a code */
+    RL_METRIC_PENDING = 7,          /* gauge: accepted, not yet completed */
+    RL_METRIC_LOCAL_KEYS = 8,       /* gauge: keys in the local store */
+    RL_METRIC_LOCAL_EVICTIONS = 9,  /* local keys evicted (LRU, bound) */
+    RL_METRIC_LOCAL_EXPIRED = 10,   /* local keys dropped at expiry */
+    RL_METRIC_RESETS = 11,          /* resets accepted */
+    RL_METRIC_REDIS_COMMANDS = 12,  /* commands sent to Redis */
+    RL_METRIC_REDIS_EVALSHA = 13,   /* EVALSHA commands sent */
+    RL_METRIC_REDIS_NOSCRIPT = 14,  /* NOSCRIPT replies (script reloaded) */
+    RL_METRIC_REDIS_RECONNECTS = 15,/* connections made after the first */
+    RL_METRIC_REDIS_ERRORS = 16,    /* error replies and failed commands */
+    RL_METRIC_TIMEOUTS = 17,        /* checks past their deadline */
+    RL_METRIC_BATCHES = 18,         /* coalesced batches sent */
+    RL_METRIC_BATCHED_CHECKS = 19,  /* checks carried by those batches */
+    RL_METRIC_INFLIGHT = 20,        /* gauge: commands awaiting a reply */
+    RL_METRIC_COUNT_                /* not a metric */
+} rl_metric_id;
+
+/* The current value of one metric; -1 for an unknown id or NULL limiter. */
+RL_EXTERN int64_t rl_metric(const rl_limiter *rl, int id);
+
+/* The metric's name as exported (static), or NULL for an unknown id. */
+RL_EXTERN const char *rl_metric_name(int id);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RATELIMIT_H */

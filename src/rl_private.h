@@ -1,0 +1,245 @@
+/*
+ * rl_private.h: internal structures and the rl__ functions shared between
+ * the files of the library.  Nothing here is installed.
+ *
+ * The life of one request (struct rl_req), whatever the backend:
+ *
+ *   rl_check_async -> validate -> rl__req_new -> backend->submit
+ *     local:  queued on rl->submit_q, decided when the tick event runs
+ *     redis:  queued on a node pipeline, flushed when the tick event runs,
+ *             decided when the reply comes (or the deadline passes)
+ *   -> rl__req_complete (the one completion path: result set, metrics
+ *      counted, moved to rl->done_q) -> the tick event runs the callback
+ *      -> rl__req_unref.
+ *
+ * The tick event is the one event_active()d event that both flushes the
+ * submit queues and drains the completion queue, so callbacks never run
+ * inside the call that submitted them.
+ */
+#ifndef RL_PRIVATE_H
+#define RL_PRIVATE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "ratelimit.h"
+#include "algo.h"
+
+struct event;
+
+/* ---- requests ---- */
+
+enum rl_op {
+    RL_OP_CHECK = 0,
+    RL_OP_RESET = 1
+};
+
+enum rl_req_state {
+    RL_REQ_QUEUED = 0, /* accepted, not yet given to a server */
+    RL_REQ_SENT = 1,   /* written to Redis, awaiting the reply */
+    RL_REQ_DONE = 2    /* result set, on done_q or delivered */
+};
+
+#define RL_REQ_INLINE_KEY 48
+
+TAILQ_HEAD(rl_req_q, rl_req);
+
+struct rl_req {
+    TAILQ_ENTRY(rl_req) q;     /* submit_q, a pipeline queue, or done_q */
+    TAILQ_ENTRY(rl_req) dl;    /* the deadline FIFO (Redis only) */
+    struct rl_limiter *rl;
+    int refs;                  /* the limiter's + one per outstanding reply */
+    uint8_t op;                /* enum rl_op */
+    uint8_t state;             /* enum rl_req_state */
+    uint8_t on_dl;             /* linked on the deadline FIFO */
+    int64_t max;
+    int64_t window;
+    int64_t cost;
+    int64_t submit_ns;         /* monotonic, for latency */
+    int64_t deadline_ms;       /* monotonic ms (Redis only) */
+    union {
+        rl_check_cb check;
+        rl_done_cb done;
+    } cb;
+    void *arg;
+    rl_result res;             /* filled by rl__req_complete */
+    size_t keylen;
+    char *key;                 /* keybuf, or malloc'd when longer; NUL
+                                  terminated */
+    char keybuf[RL_REQ_INLINE_KEY];
+};
+
+/* ---- the local store (store.c) ---- */
+
+struct rl_store;
+
+struct rl_store_stats {
+    int64_t keys;
+    int64_t evictions;
+    int64_t expired;
+};
+
+/* max_keys >= 1.  Returns NULL when out of memory. */
+struct rl_store *rl__store_new(int64_t max_keys);
+void rl__store_free(struct rl_store *s);
+
+/*
+ * The state of (alg, key), created fresh when absent or expired at now_ms
+ * (evicting the least recently used key when the store is full), and made
+ * the most recently used.  NULL only when out of memory.
+ */
+rl_algo_state *rl__store_get(struct rl_store *s, rl_algorithm alg,
+                             const char *key, size_t keylen, int64_t now_ms);
+
+/* Records when the state got by the last rl__store_get becomes fresh again
+   (rl_decision.expire_at_ms): the key may be dropped from then on. */
+void rl__store_set_expiry(struct rl_store *s, rl_algo_state *st,
+                          int64_t expire_at_ms);
+
+/* Drops (alg, key); returns whether it was there. */
+bool rl__store_del(struct rl_store *s, rl_algorithm alg, const char *key,
+                   size_t keylen);
+
+/* Drops up to `budget` keys expired at now_ms; returns how many. */
+int64_t rl__store_sweep(struct rl_store *s, int64_t now_ms, int64_t budget);
+
+void rl__store_stats(const struct rl_store *s, struct rl_store_stats *out);
+
+/* ---- backends ---- */
+
+/*
+ * A backend decides checks.  submit takes a request (state QUEUED) and
+ * must eventually rl__req_complete it exactly once; flush runs from the
+ * tick event (write what was queued this tick); shutdown completes every
+ * request it still holds with RL_ERR_SHUTDOWN; destroy frees the rest.
+ */
+struct rl_backend_ops {
+    const char *name;
+    int (*init)(struct rl_limiter *rl);
+    void (*submit)(struct rl_limiter *rl, struct rl_req *req);
+    void (*flush)(struct rl_limiter *rl);
+    void (*shutdown)(struct rl_limiter *rl);
+    void (*destroy)(struct rl_limiter *rl);
+};
+
+extern const struct rl_backend_ops rl__backend_local;
+
+/* ---- the limiter ---- */
+
+struct rl_counters {
+    int64_t v[RL_METRIC_COUNT_];
+};
+
+struct rl_limiter {
+    struct event_base *base;
+    rl_config cfg;             /* strings below point into owned copies */
+    char *s_url, *s_host, *s_username, *s_password, *s_cluster_nodes;
+    char *s_key_prefix, *s_instance_id;
+
+    const struct rl_backend_ops *backend;
+    void *backend_data;
+
+    struct event *tick_ev;     /* flushes submit queues, drains done_q */
+    bool tick_armed;
+    struct rl_req_q submit_q;  /* local backend: decided at the tick */
+    struct rl_req_q done_q;    /* completed, callback not yet run */
+
+    struct rl_store *store;    /* local backend and local fallback */
+    struct event *sweep_ev;    /* local store sweep; internal (weak) */
+
+    struct rl_req *free_reqs;  /* recycled requests, linked by q.tqe_next */
+    int64_t n_free_reqs;
+
+    int in_callback;           /* > 0 while running user callbacks */
+    bool freeing;              /* rl_free called: refuse, then free */
+
+    struct rl_counters ctr;
+};
+
+/* ---- limiter.c ---- */
+
+/* Makes sure the tick event runs soon (once, however often called). */
+void rl__tick_arm(struct rl_limiter *rl);
+
+/* ---- request.c ---- */
+
+/* A request for key, with one reference (the limiter's).  NULL: NOMEM. */
+struct rl_req *rl__req_new(struct rl_limiter *rl, enum rl_op op,
+                           const char *key, size_t keylen);
+void rl__req_ref(struct rl_req *req);
+/* Drops one reference; the last one recycles the request. */
+void rl__req_unref(struct rl_req *req);
+/*
+ * The one completion path.  Sets the result (for checks: *r with status
+ * and source as given; for resets: status), counts it, and queues the
+ * callback on done_q.  A request already DONE is left alone (a late reply
+ * after its deadline): returns false then, true when it completed it.
+ */
+bool rl__req_complete(struct rl_req *req, int status, const rl_result *r);
+/* Completes a check through the fallback policy with `why` (!= RL_OK). */
+void rl__req_fallback(struct rl_req *req, int why);
+/* Runs the callbacks queued on done_q (from the tick event). */
+void rl__req_deliver(struct rl_limiter *rl);
+/* Frees the recycled requests. */
+void rl__req_pool_free(struct rl_limiter *rl);
+
+/* ---- validate.c ---- */
+
+/* RL_OK or RL_ERR_INVALID: the bounds of one check (docs/algorithms.md). */
+int rl__validate_check(rl_algorithm alg, const void *key, size_t keylen,
+                       int64_t max, int64_t window, int64_t cost);
+
+/* ---- config.c / env.c / url.c ---- */
+
+/* RL_OK, or RL_ERR_INVALID with the reason (the field's name) logged
+   through cfg->log_cb: every field of cfg within its documented range. */
+int rl__config_validate(const rl_config *cfg);
+
+/* Parsed REDIS_URL. Strings are malloc'd; rl__redis_url_clear frees. */
+struct rl_redis_url {
+    char *host;        /* NULL for unix sockets */
+    int port;
+    char *unix_path;   /* NULL for TCP */
+    char *username;
+    char *password;
+    int db;            /* -1: not given */
+};
+
+/* Parses redis://[user:pass@]host[:port][/db] or unix:///path[?db=N].
+   Returns RL_OK or RL_ERR_INVALID (or RL_ERR_NOMEM). */
+int rl__redis_url_parse(const char *url, struct rl_redis_url *out);
+void rl__redis_url_clear(struct rl_redis_url *u);
+
+/* ---- log.c ---- */
+
+void rl__log(const struct rl_limiter *rl, rl_log_level level,
+             const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* As rl__log, for the time before a limiter exists (config parsing). */
+void rl__logv_cfg(rl_log_cb cb, void *arg, rl_log_level min,
+                  rl_log_level level, const char *fmt, va_list ap);
+void rl__log_cfg(rl_log_cb cb, void *arg, rl_log_level min,
+                 rl_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* ---- time.c ---- */
+
+/* Wall-clock ms since the epoch: the configured clock, or real time. */
+int64_t rl__now_ms(const struct rl_limiter *rl);
+/* Monotonic nanoseconds (latency, deadlines). */
+int64_t rl__mono_ns(void);
+
+/* ---- timer.c ---- */
+
+/*
+ * A timer event that does not keep an otherwise idle event_base_dispatch
+ * running (libevent's internal-event flag), for housekeeping such as the
+ * local store sweep.  Returns NULL when out of memory.
+ */
+struct event *rl__weak_timer_new(struct event_base *base,
+                                 void (*cb)(int, short, void *), void *arg);
+void rl__weak_timer_add(struct event *ev, int64_t ms);
+
+#endif /* RL_PRIVATE_H */
