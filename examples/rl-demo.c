@@ -160,7 +160,8 @@ run_init(struct run *r, const struct options *o, const char *algo)
     r->clients = calloc((size_t)o->keys, sizeof(*r->clients));
     r->cap_tickets = 4 * o->keys + 64;
     r->tickets = calloc((size_t)r->cap_tickets, sizeof(*r->tickets));
-    r->hot_admits = calloc((size_t)o->seconds * 1000, sizeof(int));
+    r->hot_admits = calloc((size_t)o->seconds * 1000,
+                           sizeof(*r->hot_admits));
     if (!r->clients || !r->tickets || !r->hot_admits)
         return -1;
     for (i = 0; i < o->keys; i++) {
