@@ -248,7 +248,10 @@ RL_EXTERN void rl_config_init(rl_config *cfg);
  * the environment (borrowed: keep the environment unchanged until rl_new
  * returns).  Returns RL_OK, or RL_ERR_INVALID for a malformed value, with
  * the variable's name (never its value when it is a password) in the log
- * line sent to cfg->log_cb; parsing stops at the first malformed variable.
+ * line sent to cfg->log_cb; parsing stops at the first malformed variable
+ * and cfg is then left exactly as it was.  Booleans read true/false/1/0/
+ * yes/no in any case; names (backend, algorithm, fallback, log level) are
+ * exact lower case; numbers are decimal digits only.
  */
 RL_EXTERN int rl_config_from_env(rl_config *cfg);
 

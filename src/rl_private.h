@@ -123,9 +123,28 @@ struct rl_backend_ops {
     void (*flush)(struct rl_limiter *rl);
     void (*shutdown)(struct rl_limiter *rl);
     void (*destroy)(struct rl_limiter *rl);
+    /* A request's deadline passed: unlink it if queued (it is completed
+       by the caller).  NULL when the backend has no deadlines. */
+    void (*expire)(struct rl_limiter *rl, struct rl_req *req);
 };
 
 extern const struct rl_backend_ops rl__backend_local;
+extern const struct rl_backend_ops rl__backend_redis;
+
+/* ---- local.c ---- */
+
+/* Creates the store and its sweep timer (local backend, local fallback). */
+int rl__local_init(struct rl_limiter *rl);
+void rl__local_destroy(struct rl_limiter *rl);
+/*
+ * Decides a check on the local store at `now` (ms) with the
+ * instance's share of req->max; fills *r (source RL_SOURCE_BACKEND).
+ * Returns RL_OK or RL_ERR_NOMEM.
+ */
+int rl__local_decide(struct rl_limiter *rl, struct rl_req *req, int64_t now,
+                     rl_result *r);
+/* Forgets every algorithm's state of req's key. */
+void rl__local_reset(struct rl_limiter *rl, struct rl_req *req);
 
 /* ---- the limiter ---- */
 
@@ -146,15 +165,26 @@ struct rl_limiter {
     bool tick_armed;
     struct rl_req_q submit_q;  /* local backend: decided at the tick */
     struct rl_req_q done_q;    /* completed, callback not yet run */
+    struct rl_req_q dl_q;      /* deadline FIFO: all share one timeout, so
+                                  submission order is deadline order */
+    struct event *dl_ev;       /* one timer, on the head of dl_q */
+    bool dl_armed;
 
     struct rl_store *store;    /* local backend and local fallback */
     struct event *sweep_ev;    /* local store sweep; internal (weak) */
+    bool sweep_armed;
 
     struct rl_req *free_reqs;  /* recycled requests, linked by q.tqe_next */
     int64_t n_free_reqs;
 
     int in_callback;           /* > 0 while running user callbacks */
     bool freeing;              /* rl_free called: refuse, then free */
+
+    uint64_t rng;              /* xorshift state: back-off jitter */
+    int64_t log_gate_ms;       /* rl__log_limited: next line allowed */
+    int64_t log_suppressed;
+    int64_t instances;         /* live instances sharing the limit (the
+                                  local fallback's divisor); 1 for now */
 
     struct rl_counters ctr;
 };
@@ -181,6 +211,17 @@ void rl__req_unref(struct rl_req *req);
 bool rl__req_complete(struct rl_req *req, int status, const rl_result *r);
 /* Completes a check through the fallback policy with `why` (!= RL_OK). */
 void rl__req_fallback(struct rl_req *req, int why);
+/*
+ * Deadlines (Redis backend): the request must complete within the command
+ * timeout of its submission.  rl__req_deadline_start puts it on the FIFO;
+ * rl__req_complete takes it off; when the deadline passes, the backend's
+ * `expire` hook takes the request off its queues and the fallback answers
+ * with RL_ERR_TIMEOUT.
+ */
+int rl__deadline_init(struct rl_limiter *rl);
+void rl__deadline_start(struct rl_req *req);
+void rl__deadline_destroy(struct rl_limiter *rl);
+
 /* Runs the callbacks queued on done_q (from the tick event). */
 void rl__req_deliver(struct rl_limiter *rl);
 /* Frees the recycled requests. */
@@ -209,7 +250,9 @@ struct rl_redis_url {
 };
 
 /* Parses redis://[user:pass@]host[:port][/db] or unix:///path[?db=N].
-   Returns RL_OK or RL_ERR_INVALID (or RL_ERR_NOMEM). */
+   A missing port is 6379 (0 for a unix socket); out may be NULL to only
+   check the URL (nothing is allocated then).  Returns RL_OK or
+   RL_ERR_INVALID (or RL_ERR_NOMEM). */
 int rl__redis_url_parse(const char *url, struct rl_redis_url *out);
 void rl__redis_url_clear(struct rl_redis_url *u);
 
@@ -217,9 +260,14 @@ void rl__redis_url_clear(struct rl_redis_url *u);
 
 void rl__log(const struct rl_limiter *rl, rl_log_level level,
              const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* As rl__log, at most once a second (repeating failures). */
+void rl__log_limited(struct rl_limiter *rl, rl_log_level level,
+                     const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* As rl__log, for the time before a limiter exists (config parsing). */
 void rl__logv_cfg(rl_log_cb cb, void *arg, rl_log_level min,
-                  rl_log_level level, const char *fmt, va_list ap);
+                  rl_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 void rl__log_cfg(rl_log_cb cb, void *arg, rl_log_level min,
                  rl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
