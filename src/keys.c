@@ -1,0 +1,90 @@
+/*
+ * keys.c: the Redis key of a user key.
+ *
+ * User keys are arbitrary bytes.  Written into a Redis key as they are,
+ * a key with braces would move the Redis Cluster hash tag, and a key such
+ * as "a:fw:b" could collide with the key of another limiter.  So every
+ * byte outside printable ASCII, and '{', '}' and '%' themselves, is written
+ * as %XX (an injective escape), and the hash tag braces are always ours:
+ *
+ *   PREFIX ":" ALG ":{" esc(TAG) "}" esc(KEY)
+ *
+ * TAG is the user's own hash tag, the bytes between the first '{' of the
+ * key and the next '}' when there are any (Redis Cluster's rule), so keys
+ * that name one tag ("{user:42}:minute", "{user:42}:hour") land in one slot
+ * and can be checked together atomically; a key without one is its own
+ * tag, and then esc(KEY) is left out (the tag already holds it).  A key
+ * with a tag is never mistaken for one without: only its Redis key has
+ * bytes after the closing brace.
+ */
+#include <string.h>
+
+#include "redis.h"
+
+static const char alg_tags[][3] = {
+    [RL_SLIDING_WINDOW] = "sw", [RL_TOKEN_BUCKET] = "tb",
+    [RL_FIXED_WINDOW] = "fw",   [RL_SLIDING_LOG] = "sl",
+    [RL_GCRA] = "gc",
+};
+
+static size_t
+escape(const char *src, size_t len, char *dst)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i, n = 0;
+    unsigned char b;
+
+    for (i = 0; i < len; i++) {
+        b = (unsigned char)src[i];
+        if (b > 0x20 && b < 0x7f && b != '{' && b != '}' && b != '%') {
+            dst[n++] = (char)b;
+            continue;
+        }
+        dst[n++] = '%';
+        dst[n++] = hex[b >> 4];
+        dst[n++] = hex[b & 15];
+    }
+    return n;
+}
+
+/* The user's hash tag: *tag and *taglen, or false when there is none. */
+static bool
+user_tag(const char *key, size_t keylen, const char **tag, size_t *taglen)
+{
+    const char *open = memchr(key, '{', keylen);
+    const char *close;
+
+    if (open == NULL)
+        return false;
+    close = memchr(open + 1, '}', keylen - (size_t)(open + 1 - key));
+    if (close == NULL || close == open + 1)
+        return false;
+    *tag = open + 1;
+    *taglen = (size_t)(close - open - 1);
+    return true;
+}
+
+size_t
+rl__redis_key(const char *prefix, rl_algorithm alg, const char *key,
+              size_t keylen, char *buf)
+{
+    size_t plen = strlen(prefix), n = 0, taglen;
+    const char *tag;
+
+    memcpy(buf, prefix, plen);
+    n = plen;
+    buf[n++] = ':';
+    buf[n++] = alg_tags[alg][0];
+    buf[n++] = alg_tags[alg][1];
+    buf[n++] = ':';
+    buf[n++] = '{';
+    if (!user_tag(key, keylen, &tag, &taglen)) {
+        n += escape(key, keylen, buf + n);
+        buf[n++] = '}';
+        return n;
+    }
+    n += escape(tag, taglen, buf + n);
+    buf[n++] = '}';
+    n += escape(key, keylen, buf + n);
+    return n;
+}

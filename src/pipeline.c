@@ -1,0 +1,551 @@
+/*
+ * pipeline.c: a node's pipeline.  Checks queued during one loop tick are
+ * written together when the tick event runs: up to batch.max checks share
+ * one EVALSHA of the algorithm's batch script, and every command of the
+ * tick goes out in one write (hiredis buffers, the socket is written once
+ * the loop polls).  A burst of N checks costs about N / batch.max commands.
+ *
+ * A batch holds a reference on each of its requests.  Its reply is checked
+ * for shape and range before any number in it is trusted; a request that
+ * completed meanwhile (deadline, shutdown) is skipped, so a late reply is
+ * never delivered twice.  A NOSCRIPT reply means nothing ran: the script is
+ * loaded again and the batch resent once.  Any other failure is final for
+ * the batch (a command that may have run is never resent: that would
+ * count twice); its checks are answered by the fallback.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis.h"
+
+struct rl_batch {
+    struct rl_node *node;
+    uint8_t op;         /* RL_OP_CHECK: EVALSHA; RL_OP_RESET: DEL */
+    uint8_t retried;    /* resent once after NOSCRIPT */
+    int n;
+    struct rl_req *reqs[];
+};
+
+static void batch_reply_cb(redisAsyncContext *ac, void *reply, void *priv);
+
+/* ---- formatting RESP ---- */
+
+static int
+cmd_reserve(struct rl_node *n, size_t more)
+{
+    size_t cap = n->cmd_cap ? n->cmd_cap : 4096;
+    char *p;
+
+    if (n->cmd_len + more <= n->cmd_cap)
+        return RL_OK;
+    while (cap < n->cmd_len + more)
+        cap *= 2;
+    p = realloc(n->cmd, cap);
+    if (p == NULL)
+        return RL_ERR_NOMEM;
+    n->cmd = p;
+    n->cmd_cap = cap;
+    return RL_OK;
+}
+
+/* Writes v in decimal at p; returns the length. */
+static size_t
+fmt_i64(char *p, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0, i;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[n++] = '-';
+    for (i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Appends "<c><v>\r\n" (array or bulk header). */
+static void
+put_header(struct rl_node *n, char c, int64_t v)
+{
+    n->cmd[n->cmd_len++] = c;
+    n->cmd_len += fmt_i64(n->cmd + n->cmd_len, v);
+    n->cmd[n->cmd_len++] = '\r';
+    n->cmd[n->cmd_len++] = '\n';
+}
+
+static void
+put_bulk(struct rl_node *n, const char *s, size_t len)
+{
+    put_header(n, '$', (int64_t)len);
+    memcpy(n->cmd + n->cmd_len, s, len);
+    n->cmd_len += len;
+    n->cmd[n->cmd_len++] = '\r';
+    n->cmd[n->cmd_len++] = '\n';
+}
+
+static void
+put_int(struct rl_node *n, int64_t v)
+{
+    char tmp[24];
+
+    put_bulk(n, tmp, fmt_i64(tmp, v));
+}
+
+/* Appends the Redis key of (alg, req's key), escaped (keys.c). */
+static void
+put_key(struct rl_node *n, rl_algorithm alg, const struct rl_req *req)
+{
+    char key[RL_REDIS_KEY_MAX];
+    size_t len = rl__redis_key(n->rl->cfg.redis.key_prefix, alg, req->key,
+                               req->keylen, key);
+
+    put_bulk(n, key, len);
+}
+
+/* Room for a batch: headers, keys escaped, numbers. */
+static size_t
+batch_room(const struct rl_batch *b)
+{
+    size_t room = 256;
+    int i;
+
+    for (i = 0; i < b->n; i++)
+        room += RL_REDIS_KEY_MAX / 2 + 3 * b->reqs[i]->keylen + 3 * 32 + 64;
+    return room;
+}
+
+/*
+ * EVALSHA sha n key1..keyn now ttl_ms max1 window1 cost1 ...
+ * `now` is empty when Redis TIME decides (the default).
+ */
+static int
+format_checks(struct rl_node *n, const struct rl_batch *b)
+{
+    struct rl_limiter *rl = n->rl;
+    const struct rl_script *s = rl__script_for(rl->cfg.algorithm);
+    int i;
+
+    n->cmd_len = 0;
+    if (cmd_reserve(n, batch_room(b)) != RL_OK)
+        return RL_ERR_NOMEM;
+    put_header(n, '*', 3 + (int64_t)b->n * 4 + 2);
+    put_bulk(n, "EVALSHA", 7);
+    put_bulk(n, s->sha, 40);
+    put_int(n, b->n);
+    for (i = 0; i < b->n; i++)
+        put_key(n, rl->cfg.algorithm, b->reqs[i]);
+    if (rl->cfg.clock != NULL)
+        put_int(n, rl__now_ms(rl));
+    else
+        put_bulk(n, "", 0);
+    put_int(n, rl->cfg.redis.ttl_buffer_s * 1000);
+    for (i = 0; i < b->n; i++) {
+        put_int(n, b->reqs[i]->max);
+        put_int(n, b->reqs[i]->window);
+        put_int(n, b->reqs[i]->cost);
+    }
+    return RL_OK;
+}
+
+/* DEL of every algorithm's key of one user key (one hash tag). */
+static int
+format_reset(struct rl_node *n, const struct rl_req *req)
+{
+    int alg;
+
+    n->cmd_len = 0;
+    if (cmd_reserve(n, 6 * (RL_REDIS_KEY_MAX + 32)) != RL_OK)
+        return RL_ERR_NOMEM;
+    put_header(n, '*', 1 + (RL_GCRA + 1));
+    put_bulk(n, "DEL", 3);
+    for (alg = RL_SLIDING_WINDOW; alg <= RL_GCRA; alg++)
+        put_key(n, (rl_algorithm)alg, req);
+    return RL_OK;
+}
+
+/* ---- batches ---- */
+
+static struct rl_batch *
+batch_new(struct rl_node *n, uint8_t op, int cap)
+{
+    struct rl_batch *b = malloc(sizeof(*b) + (size_t)cap * sizeof(b->reqs[0]));
+
+    if (b == NULL)
+        return NULL;
+    b->node = n;
+    b->op = op;
+    b->retried = 0;
+    b->n = 0;
+    return b;
+}
+
+static void
+batch_free(struct rl_batch *b)
+{
+    int i;
+
+    for (i = 0; i < b->n; i++)
+        rl__req_unref(b->reqs[i]);
+    free(b);
+}
+
+/* Leaves out the requests that completed meanwhile (before a resend). */
+static void
+batch_drop_done(struct rl_batch *b)
+{
+    int i, kept = 0;
+
+    for (i = 0; i < b->n; i++) {
+        if (b->reqs[i]->state == RL_REQ_DONE)
+            rl__req_unref(b->reqs[i]);
+        else
+            b->reqs[kept++] = b->reqs[i];
+    }
+    b->n = kept;
+}
+
+/* Completes every request of the batch still pending with `why`. */
+static void
+batch_fail(struct rl_batch *b, int why)
+{
+    struct rl_req *req;
+    int i;
+
+    for (i = 0; i < b->n; i++) {
+        req = b->reqs[i];
+        if (req->state == RL_REQ_DONE)
+            continue;
+        if (req->op == RL_OP_RESET)
+            rl__req_complete(req, why, NULL);
+        else
+            rl__req_fallback(req, why);
+    }
+}
+
+/* Writes the batch to the connection; on failure its requests fail. */
+static void
+batch_send(struct rl_node *n, struct rl_batch *b)
+{
+    struct rl_limiter *rl = n->rl;
+    redisAsyncContext *ac = n->conn.ac;
+    int rc;
+
+    rc = b->op == RL_OP_RESET ? format_reset(n, b->reqs[0])
+                              : format_checks(n, b);
+    if (rc == RL_OK && ac != NULL &&
+        redisAsyncFormattedCommand(ac, batch_reply_cb, b, n->cmd,
+                                   n->cmd_len) == REDIS_OK) {
+        n->inflight++;
+        rl->ctr.v[RL_METRIC_INFLIGHT]++;
+        rl->ctr.v[RL_METRIC_REDIS_COMMANDS]++;
+        if (b->op == RL_OP_CHECK) {
+            rl->ctr.v[RL_METRIC_REDIS_EVALSHA]++;
+            rl->ctr.v[RL_METRIC_BATCHES]++;
+            rl->ctr.v[RL_METRIC_BATCHED_CHECKS] += b->n;
+        }
+        return;
+    }
+    batch_fail(b, rc == RL_OK ? RL_ERR_REDIS : rc);
+    batch_free(b);
+}
+
+/* ---- replies ---- */
+
+static bool
+in_range(const redisReply *e, int64_t lo, int64_t hi)
+{
+    return e->type == REDIS_REPLY_INTEGER && e->integer >= lo &&
+           e->integer <= hi;
+}
+
+/* Whether four numbers are a decision a check of req could get. */
+static bool
+decision_valid(const struct rl_req *req, redisReply **e)
+{
+    int64_t span = 2 * req->window;
+
+    if (!in_range(e[0], 0, 1) || !in_range(e[1], 0, req->max) ||
+        !in_range(e[2], 0, span) || !in_range(e[3], 0, span))
+        return false;
+    return (e[0]->integer == 1) == (e[3]->integer == 0);
+}
+
+static void
+apply_decisions(struct rl_batch *b, const redisReply *reply)
+{
+    redisReply **e = reply->element;
+    struct rl_req *req;
+    rl_result r;
+    int i;
+
+    if (reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != (size_t)b->n * 4)
+        goto out_protocol;
+    for (i = 0; i < b->n; i++)
+        if (!decision_valid(b->reqs[i], e + 4 * i))
+            goto out_protocol;
+    memset(&r, 0, sizeof(r));
+    r.source = RL_SOURCE_BACKEND;
+    for (i = 0; i < b->n; i++) {
+        req = b->reqs[i];
+        r.allowed = e[4 * i]->integer == 1;
+        r.remaining = e[4 * i + 1]->integer;
+        r.reset_ms = e[4 * i + 2]->integer;
+        r.retry_after_ms = e[4 * i + 3]->integer;
+        rl__req_complete(req, RL_OK, &r);
+    }
+    return;
+
+out_protocol:
+    rl__log_limited(b->node->rl, RL_LOG_ERROR,
+                    "redis: a reply of the wrong shape for %d checks", b->n);
+    batch_fail(b, RL_ERR_PROTOCOL);
+}
+
+static bool
+is_noscript(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ERROR &&
+           strncmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+static void
+reload_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct rl_node *n = priv;
+
+    (void)ac;
+    (void)reply;
+    n->reloading = false;
+}
+
+/* NOSCRIPT: nothing ran.  Load the script and resend the batch once. */
+static bool
+retry_noscript(struct rl_batch *b)
+{
+    struct rl_node *n = b->node;
+    struct rl_limiter *rl = n->rl;
+    const struct rl_script *s = rl__script_for(rl->cfg.algorithm);
+
+    rl->ctr.v[RL_METRIC_REDIS_NOSCRIPT]++;
+    if (b->retried || n->conn.ac == NULL)
+        return false;
+    b->retried = 1;
+    batch_drop_done(b);
+    if (b->n == 0) {
+        batch_free(b);
+        return true;
+    }
+    if (!n->reloading) {
+        if (redisAsyncCommand(n->conn.ac, reload_reply_cb, n,
+                              "SCRIPT LOAD %b", s->text, s->len) != REDIS_OK)
+            return false;
+        n->reloading = true;
+        rl->ctr.v[RL_METRIC_REDIS_COMMANDS]++;
+        rl__log(rl, RL_LOG_WARN, "redis: script %s was flushed; loading it "
+                "again", s->name);
+    }
+    batch_send(n, b);
+    return true;
+}
+
+static void
+batch_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct rl_batch *b = priv;
+    struct rl_node *n = b->node;
+    struct rl_limiter *rl = n->rl;
+    redisReply *r = reply;
+
+    (void)ac;
+    n->inflight--;
+    rl->ctr.v[RL_METRIC_INFLIGHT]--;
+    if (r == NULL) {
+        batch_fail(b, rl->freeing ? RL_ERR_SHUTDOWN : RL_ERR_REDIS);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        if (is_noscript(r) && b->op == RL_OP_CHECK && retry_noscript(b))
+            return;
+        rl->ctr.v[RL_METRIC_REDIS_ERRORS]++;
+        rl__log_limited(rl, RL_LOG_ERROR, "redis: %.200s", r->str);
+        batch_fail(b, RL_ERR_REDIS);
+    } else if (b->op == RL_OP_RESET) {
+        if (b->reqs[0]->state != RL_REQ_DONE)
+            rl__req_complete(b->reqs[0], r->type == REDIS_REPLY_INTEGER
+                                             ? RL_OK : RL_ERR_PROTOCOL, NULL);
+    } else {
+        apply_decisions(b, r);
+    }
+    batch_free(b);
+}
+
+/* ---- the node's queue ---- */
+
+void
+rl__node_queue(struct rl_node *n, struct rl_req *req)
+{
+    if (n->conn.state == RL_CONN_BACKOFF) {
+        /* A known outage: answer now rather than at the deadline. */
+        if (req->op == RL_OP_RESET)
+            rl__req_complete(req, RL_ERR_REDIS, NULL);
+        else
+            rl__req_fallback(req, RL_ERR_REDIS);
+        return;
+    }
+    TAILQ_INSERT_TAIL(&n->queue, req, q);
+    rl__tick_arm(n->rl);
+}
+
+void
+rl__node_unqueue(struct rl_node *n, struct rl_req *req)
+{
+    TAILQ_REMOVE(&n->queue, req, q);
+}
+
+/* Takes up to batch.max checks (or one reset) off the queue. */
+static struct rl_batch *
+batch_take(struct rl_node *n)
+{
+    struct rl_req *req = TAILQ_FIRST(&n->queue);
+    int max = (int)n->rl->cfg.batch.max;
+    struct rl_batch *b;
+
+    b = batch_new(n, req->op, req->op == RL_OP_RESET ? 1 : max);
+    if (b == NULL)
+        return NULL;
+    while (req != NULL && req->op == b->op && b->n < max) {
+        TAILQ_REMOVE(&n->queue, req, q);
+        req->state = RL_REQ_SENT;
+        rl__req_ref(req);
+        b->reqs[b->n++] = req;
+        if (b->op == RL_OP_RESET)
+            break;
+        req = TAILQ_FIRST(&n->queue);
+    }
+    return b;
+}
+
+void
+rl__node_flush(struct rl_node *n)
+{
+    struct rl_batch *b;
+    struct rl_req *req;
+
+    if (n->conn.state != RL_CONN_READY)
+        return; /* they wait for the connection, within their deadline */
+    while (!TAILQ_EMPTY(&n->queue)) {
+        b = batch_take(n);
+        if (b == NULL) {
+            req = TAILQ_FIRST(&n->queue);
+            TAILQ_REMOVE(&n->queue, req, q);
+            rl__req_fallback(req, RL_ERR_NOMEM);
+            continue;
+        }
+        batch_send(n, b);
+    }
+}
+
+void
+rl__node_ready(struct rl_node *n)
+{
+    rl__node_flush(n);
+}
+
+void
+rl__node_down(struct rl_node *n, int why)
+{
+    struct rl_req *req;
+
+    while (!TAILQ_EMPTY(&n->queue)) {
+        req = TAILQ_FIRST(&n->queue);
+        TAILQ_REMOVE(&n->queue, req, q);
+        if (req->op == RL_OP_RESET)
+            rl__req_complete(req, why, NULL);
+        else
+            rl__req_fallback(req, why);
+    }
+}
+
+/* ---- handshake ---- */
+
+static void
+handshake_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct rl_conn *c = priv;
+    redisReply *r = reply;
+    char why[200];
+
+    if (c->ac != ac || c->state != RL_CONN_CONNECTING)
+        return; /* a context we gave up on */
+    if (r == NULL)
+        return; /* the disconnect callback reports it */
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(why, sizeof(why), "handshake refused: %.150s", r->str);
+        rl__conn_fail(c, why);
+        return;
+    }
+    if (--c->handshake_left == 0)
+        rl__conn_ready(c);
+}
+
+static int
+send_handshake(struct rl_conn *c, redisAsyncContext *ac, const char *fmt,
+               const char *a, size_t alen, const char *b, size_t blen)
+{
+    int rc;
+
+    if (b != NULL)
+        rc = redisAsyncCommand(ac, handshake_reply_cb, c, fmt, a, alen, b,
+                               blen);
+    else if (a != NULL)
+        rc = redisAsyncCommand(ac, handshake_reply_cb, c, fmt, a, alen);
+    else
+        rc = redisAsyncCommand(ac, handshake_reply_cb, c, fmt);
+    if (rc != REDIS_OK)
+        return RL_ERR_REDIS;
+    c->handshake_left++;
+    c->node->rl->ctr.v[RL_METRIC_REDIS_COMMANDS]++;
+    return RL_OK;
+}
+
+int
+rl__node_handshake(struct rl_node *n, redisAsyncContext *ac)
+{
+    const rl_redis_config *rc = &n->rl->cfg.redis;
+    const struct rl_script *s = rl__script_for(n->rl->cfg.algorithm);
+    struct rl_conn *c = &n->conn;
+    char db[24];
+    int err = RL_OK;
+
+    c->handshake_left = 0;
+    n->reloading = false;
+    if (rc->password != NULL && rc->username != NULL)
+        err = send_handshake(c, ac, "AUTH %b %b", rc->username,
+                             strlen(rc->username), rc->password,
+                             strlen(rc->password));
+    else if (rc->password != NULL)
+        err = send_handshake(c, ac, "AUTH %b", rc->password,
+                             strlen(rc->password), NULL, 0);
+    if (err == RL_OK && rc->db != 0) {
+        snprintf(db, sizeof(db), "%d", rc->db);
+        err = send_handshake(c, ac, "SELECT %b", db, strlen(db), NULL, 0);
+    }
+    if (err == RL_OK)
+        err = send_handshake(c, ac, "SCRIPT LOAD %b", s->text, s->len, NULL,
+                             0);
+    return err;
+}
+
+void
+rl__node_free(struct rl_node *n)
+{
+    rl__conn_close(&n->conn);
+    free(n->cmd);
+    free(n->host);
+    free(n->unix_path);
+    free(n);
+}
