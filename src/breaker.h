@@ -61,7 +61,7 @@ enum rl_brk_mode {
 #define RL_BRK_DEF_PROBES 1
 #define RL_BRK_DEF_WINDOW 100
 #define RL_BRK_DEF_MIN_CALLS 20
-#define RL_BRK_DEF_SLOW_MS 1000
+#define RL_BRK_DEF_SLOW_MS 100
 /* max_recovery_timeout_ms == 0 means this many recovery timeouts. */
 #define RL_BRK_MAX_WAIT_FACTOR 8
 
@@ -89,7 +89,7 @@ struct rl_breaker_params {
     int64_t slow_call_rate_pct;      /* 0 (off) or 1..100: open when at
                                         least this share was slow; 0 */
     int64_t slow_call_ms;            /* 1..RL_BRK_SLOW_MS_MAX: a call
-                                        slower than this is slow; 1000 */
+                                        slower than this is slow; 100 */
 };
 
 struct rl_breaker_stats {

@@ -154,6 +154,9 @@ START_TEST(test_params_defaults)
     ck_assert_int_eq(p.half_open_probes, 1);
     ck_assert_int_eq(p.failure_rate_pct, 0);
     ck_assert_int_eq(p.slow_call_rate_pct, 0);
+    ck_assert_int_eq(p.slow_call_ms, 100);
+    ck_assert_int_eq(p.window_size, 100);
+    ck_assert_int_eq(p.minimum_calls, 20);
     ck_assert_int_eq(rl__breaker_params_validate(&p), RL_OK);
     setup(&b, &p);
     /* max 0 means 8 recovery timeouts. */
