@@ -179,10 +179,42 @@ typedef struct rl_redis_config {
     int64_t ttl_buffer_s;       /* RATE_LIMIT_TTL_BUFFER, 10 seconds */
 } rl_redis_config;
 
+typedef enum {
+    RL_BREAKER_CLOSED = 0,    /* checks go to Redis */
+    RL_BREAKER_OPEN = 1,      /* checks answered by the fallback with
+                                 RL_ERR_CIRCUIT_OPEN; Redis not asked */
+    RL_BREAKER_HALF_OPEN = 2  /* a few probe checks go to Redis */
+} rl_breaker_state;
+
+/* A change of the breaker's state, from the event loop (never inside an
+   rl_ call); reason is a short phrase valid during the call. */
+typedef void (*rl_breaker_cb)(rl_breaker_state from, rl_breaker_state to,
+                              const char *reason, void *arg);
+
+/* Names: CIRCUIT_BREAKER_<NAME> (e.g. CIRCUIT_BREAKER_HALF_OPEN_PROBES). */
 typedef struct rl_breaker_config {
-    bool enabled;                 /* CIRCUIT_BREAKER_ENABLED, false */
-    int64_t failure_threshold;    /* ..._FAILURE_THRESHOLD, 5 */
-    int64_t recovery_timeout_ms;  /* ..._RECOVERY_TIMEOUT, 30000 */
+    bool enabled;                 /* ENABLED, false */
+    int64_t failure_threshold;    /* FAILURE_THRESHOLD, 5: consecutive
+                                     failures that open it */
+    int64_t recovery_timeout_ms;  /* RECOVERY_TIMEOUT, 30000: open, then
+                                     half-open after this */
+    int64_t max_recovery_timeout_ms; /* MAX_RECOVERY_TIMEOUT, 0 (= 8 x the
+                                     recovery timeout): cap of the wait,
+                                     doubled after each failed probe */
+    int64_t half_open_probes;     /* HALF_OPEN_PROBES, 1: probes that must
+                                     succeed to close it */
+    int64_t window_size;          /* WINDOW_SIZE, 100: most recent checks
+                                     judged by the rates (<= 1024) */
+    int64_t minimum_calls;        /* MINIMUM_CALLS, 20: checks in the window
+                                     before a rate is judged */
+    int64_t failure_rate_pct;     /* FAILURE_RATE, 0 (off): open when this
+                                     percentage of the window failed */
+    int64_t slow_call_rate_pct;   /* SLOW_CALL_RATE, 0 (off): open when this
+                                     percentage was slower than ... */
+    int64_t slow_call_ms;         /* SLOW_CALL_MS, 100 */
+    rl_breaker_cb on_change;      /* NULL: none; every change is also
+                                     logged (warn) and counted */
+    void *on_change_arg;
 } rl_breaker_config;
 
 typedef struct rl_cache_config {
@@ -319,6 +351,27 @@ RL_EXTERN int rl_check_key_async(rl_limiter *rl, const void *key,
 RL_EXTERN int rl_reset_async(rl_limiter *rl, const char *key, rl_done_cb cb,
                              void *arg);
 
+/* ---- circuit breaker (Redis backend, circuit_breaker.enabled) ---- */
+
+/* Operator override modes for rl_breaker_force. */
+typedef enum {
+    RL_BREAKER_AUTO = 0,         /* the state machine decides (default) */
+    RL_BREAKER_FORCE_OPEN = 1,   /* every check to the fallback, until
+                                    released with RL_BREAKER_AUTO */
+    RL_BREAKER_FORCE_CLOSED = 2  /* every check to Redis, until released */
+} rl_breaker_mode;
+
+/*
+ * The breaker's state into *out.  Returns RL_OK, or RL_ERR_INVALID when
+ * rl or out is NULL or the limiter has no breaker (not enabled, or the
+ * local backend).
+ */
+RL_EXTERN int rl_breaker_get(const rl_limiter *rl, rl_breaker_state *out);
+
+/* Forces the breaker open or closed, or releases it (a fresh closed
+   state).  RL_OK, or RL_ERR_INVALID (no breaker, unknown mode). */
+RL_EXTERN int rl_breaker_force(rl_limiter *rl, rl_breaker_mode mode);
+
 /* ---- metrics (the hub grows; ids are never renumbered) ---- */
 
 typedef enum {
@@ -343,6 +396,27 @@ typedef enum {
     RL_METRIC_BATCHES = 18,         /* coalesced batches sent */
     RL_METRIC_BATCHED_CHECKS = 19,  /* checks carried by those batches */
     RL_METRIC_INFLIGHT = 20,        /* gauge: commands awaiting a reply */
+    RL_METRIC_BREAKER_STATE = 21,   /* gauge: rl_breaker_state */
+    RL_METRIC_BREAKER_TRIPS = 22,   /* openings caused by failures */
+    RL_METRIC_BREAKER_TRANSITIONS = 23, /* changes of state */
+    RL_METRIC_BREAKER_REFUSED = 24, /* checks answered CIRCUIT_OPEN */
+    /* Checks delivered, by result and source (the metrics hub). */
+    RL_METRIC_ALLOWED_BACKEND = 25, /* allowed by the backend */
+    RL_METRIC_DENIED_BACKEND = 26,  /* denied by the backend */
+    RL_METRIC_ALLOWED_CACHE = 27,   /* allowed by the decision cache */
+    RL_METRIC_DENIED_CACHE = 28,    /* denied by the decision cache */
+    RL_METRIC_ALLOWED_FALLBACK = 29,/* allowed by the fallback policy */
+    RL_METRIC_DENIED_FALLBACK = 30, /* denied by the fallback policy */
+    /* Checks delivered with this status (why the fallback answered). */
+    RL_METRIC_STATUS_INVALID = 31,  /* RL_ERR_INVALID */
+    RL_METRIC_STATUS_NOMEM = 32,    /* RL_ERR_NOMEM */
+    RL_METRIC_STATUS_REDIS = 33,    /* RL_ERR_REDIS */
+    RL_METRIC_STATUS_TIMEOUT = 34,  /* RL_ERR_TIMEOUT */
+    RL_METRIC_STATUS_CIRCUIT_OPEN = 35, /* RL_ERR_CIRCUIT_OPEN */
+    RL_METRIC_STATUS_OVERLOAD = 36, /* RL_ERR_OVERLOAD */
+    RL_METRIC_STATUS_SHUTDOWN = 37, /* RL_ERR_SHUTDOWN */
+    RL_METRIC_STATUS_PROTOCOL = 38, /* RL_ERR_PROTOCOL */
+    RL_METRIC_ALERTS_ACTIVE = 39,   /* gauge: alerts firing now */
     RL_METRIC_COUNT_                /* not a metric */
 } rl_metric_id;
 
@@ -351,6 +425,203 @@ RL_EXTERN int64_t rl_metric(const rl_limiter *rl, int id);
 
 /* The metric's name as exported (static), or NULL for an unknown id. */
 RL_EXTERN const char *rl_metric_name(int id);
+
+/* ---- metrics hub ---- */
+
+/*
+ * Beyond the counters above, the limiter keeps the latency of every check
+ * (submit to callback, in a log-linear histogram: about 2% relative error
+ * from 1 microsecond to 60 s), rates over a sliding window (the last 10
+ * whole seconds and the current one, in 1-second slots, kept by the
+ * limiter's clock: rl_config.clock when set, else the monotonic clock),
+ * named alerts on those rates and latencies, and a health verdict.  All of
+ * it is read from the loop's thread, like everything else.
+ */
+
+#define RL_METRICS_MAX 128   /* room for ids in rl_metrics.values */
+
+/* Latency of checks, from the call that submitted each to its callback,
+   in microseconds.  Frozen: new figures go to the tail of rl_metrics. */
+typedef struct rl_latency {
+    int64_t count;          /* checks recorded */
+    int64_t sum_us;         /* of their latencies (mean: sum_us / count) */
+    int64_t min_us;         /* exact; 0 when count is 0 */
+    int64_t max_us;         /* exact (up to 60 s); 0 when count is 0 */
+    int64_t p50_us;         /* quantiles, within about 2% */
+    int64_t p90_us;
+    int64_t p99_us;
+    int64_t p999_us;
+    int64_t clamped;        /* checks slower than 60 s, counted as 60 s */
+} rl_latency;
+
+/* What happened in the sliding window ending at at_ms.  Frozen. */
+typedef struct rl_rates {
+    int64_t at_ms;          /* the limiter's clock when computed */
+    int64_t window_ms;      /* the span covered: 10 s to 11 s, less just
+                               after rl_new */
+    int64_t checks;         /* checks delivered in the window */
+    int64_t denied;         /* of them, denied */
+    int64_t errors;         /* of them, the backend failed: status
+                               RL_ERR_REDIS, _TIMEOUT, _PROTOCOL, _NOMEM */
+    int64_t fallback;       /* of them, answered by the fallback policy
+                               (any status, RL_ERR_CIRCUIT_OPEN too) */
+    double denial_rate;     /* denied / checks; 0 without checks */
+    double error_rate;      /* errors / checks */
+    double fallback_rate;   /* fallback / checks */
+    double checks_per_second; /* checks / window */
+    double latency_p99_ms;  /* over the window's checks */
+    double latency_avg_ms;
+} rl_rates;
+
+/*
+ * A snapshot of every metric, filled by rl_metrics_get.  Fields added
+ * later come out of reserved_, so binaries built against an older header
+ * keep working.
+ */
+typedef struct rl_metrics {
+    int n_values;           /* ids filled: RL_METRIC_COUNT_ of the library */
+    int64_t values[RL_METRICS_MAX]; /* by rl_metric_id, as rl_metric(); 0
+                                       past n_values */
+    rl_latency latency;     /* every check since rl_new */
+    rl_latency latency_by_source[3]; /* indexed by rl_source */
+    rl_rates rates;         /* the sliding window */
+    bool latency_enabled;   /* see rl_metrics_enable */
+    int64_t reserved_[32];
+} rl_metrics;
+
+/*
+ * Fills *out with every counter and gauge, the latencies and the window's
+ * rates, as of now.  Returns RL_OK, or RL_ERR_INVALID when rl or out is
+ * NULL.  Cheap enough to call every second: no allocation, a few
+ * microseconds.
+ */
+RL_EXTERN int rl_metrics_get(rl_limiter *rl, rl_metrics *out);
+
+/*
+ * Turns the recording of latencies on (the default) or off.  Counters and
+ * rates are kept either way: they cost a few instructions per check; the
+ * latency histogram a few dozen.  RL_OK, or RL_ERR_INVALID (NULL rl).
+ */
+RL_EXTERN int rl_metrics_enable(rl_limiter *rl, bool on);
+
+/* ---- alerts ---- */
+
+/* What an alert watches; every one over the sliding window. */
+typedef enum {
+    RL_ALERT_DENIAL_RATE = 0,        /* rl_rates.denial_rate, 0..1 */
+    RL_ALERT_ERROR_RATE = 1,         /* rl_rates.error_rate, 0..1 */
+    RL_ALERT_FALLBACK_RATE = 2,      /* rl_rates.fallback_rate, 0..1 */
+    RL_ALERT_CHECKS_PER_SECOND = 3,  /* rl_rates.checks_per_second */
+    RL_ALERT_LATENCY_P99_MS = 4,     /* rl_rates.latency_p99_ms */
+    RL_ALERT_LATENCY_AVG_MS = 5,     /* rl_rates.latency_avg_ms */
+    RL_ALERT_METRIC_COUNT_           /* not a metric */
+} rl_alert_metric;
+
+#define RL_ALERTS_MAX 32      /* alerts per limiter */
+#define RL_ALERT_NAME_MAX 63  /* bytes of an alert's name */
+
+/*
+ * An alert fired (fired true: the value went above the threshold) or
+ * cleared (fired false: it fell to 90% of the threshold or below).  From
+ * the event loop, never inside an rl_ call; name is valid during the call.
+ * The callback may add or remove alerts and may call rl_free.
+ */
+typedef void (*rl_alert_cb)(const char *name, double value,
+                            double threshold, bool fired, void *arg);
+
+/*
+ * Watches `metric` (rl_alert_metric) under `name` (1..RL_ALERT_NAME_MAX
+ * bytes, copied): once a second, while any alert exists, every alert is
+ * evaluated on the window; one whose value is above `threshold` fires,
+ * and clears only once the value is at or below 90% of the threshold, so
+ * that it does not flap.  Active alerts are listed by rl_health_get.  The
+ * timer that evaluates them does not keep an idle loop running.
+ * Returns RL_OK; RL_ERR_INVALID (NULL rl or name, bad length, name in use,
+ * unknown metric, threshold negative or not finite, a rate's threshold
+ * above 1); RL_ERR_OVERLOAD (RL_ALERTS_MAX alerts exist); RL_ERR_NOMEM.
+ */
+RL_EXTERN int rl_alert_add(rl_limiter *rl, const char *name, int metric,
+                           double threshold);
+
+/* Removes the alert `name` (no callback, even when it was active).
+   RL_OK, or RL_ERR_INVALID (NULL argument, no such alert). */
+RL_EXTERN int rl_alert_remove(rl_limiter *rl, const char *name);
+
+/* Sets the callback told of alerts firing and clearing (NULL: none; they
+   are still logged, at warn and info).  RL_OK or RL_ERR_INVALID. */
+RL_EXTERN int rl_alert_callback_set(rl_limiter *rl, rl_alert_cb cb,
+                                    void *arg);
+
+/* The metric's name ("denial_rate", ...; static), or NULL if unknown. */
+RL_EXTERN const char *rl_alert_metric_name(int metric);
+
+/* ---- health ---- */
+
+typedef enum {
+    RL_HEALTH_HEALTHY = 0,
+    RL_HEALTH_DEGRADED = 1,   /* answering, not as configured: the fallback
+                                 answered in the window, the breaker is
+                                 half-open, Redis is being connected, or an
+                                 alert is active */
+    RL_HEALTH_UNHEALTHY = 2   /* the breaker is open or Redis unreachable */
+} rl_health_status;
+
+typedef enum {
+    RL_REDIS_NONE = 0,         /* the local backend: no Redis */
+    RL_REDIS_CONNECTED = 1,
+    RL_REDIS_CONNECTING = 2,   /* the first connection, or a reconnection,
+                                  is under way */
+    RL_REDIS_DISCONNECTED = 3  /* unreachable; a reconnection will follow */
+} rl_redis_state;
+
+#define RL_HEALTH_REASONS_MAX 8
+#define RL_HEALTH_REASON_LEN 96
+
+/* The verdict of rl_health_get.  Fields added later come out of
+   reserved_. */
+typedef struct rl_health {
+    rl_health_status status;
+    int redis_state;          /* rl_redis_state; -1 when not known */
+    int breaker_state;        /* rl_breaker_state; -1 without a breaker */
+    int alerts_active;        /* alerts firing now */
+    int n_reasons;            /* reasons[0 .. n_reasons - 1] */
+    char reasons[RL_HEALTH_REASONS_MAX][RL_HEALTH_REASON_LEN];
+                              /* why not healthy, one short sentence each,
+                                 worst first; the last says how many more
+                                 when they do not fit */
+    int64_t reserved_[16];
+} rl_health;
+
+/* Fills *out with the limiter's health now.  RL_OK or RL_ERR_INVALID. */
+RL_EXTERN int rl_health_get(rl_limiter *rl, rl_health *out);
+
+/* "healthy", "degraded", "unhealthy" (static), or NULL. */
+RL_EXTERN const char *rl_health_status_name(int status);
+
+/* ---- export ---- */
+
+/*
+ * Appends every metric to `out` in the Prometheus text exposition format
+ * (version 0.0.4): names prefixed ratelimit_, HELP and TYPE lines,
+ * counters ending _total, decisions as ratelimit_checks_total{result,
+ * source}, the latency as the histogram ratelimit_check_duration_seconds
+ * (by source; le bounds at powers of two microseconds), gauges for the
+ * rest.  The caller owns out (an evbuffer from evbuffer_new).  RL_OK,
+ * RL_ERR_INVALID (NULL argument), RL_ERR_NOMEM (out may then hold part).
+ */
+RL_EXTERN int rl_metrics_prometheus(rl_limiter *rl, struct evbuffer *out);
+
+/* The same numbers as one JSON object (counters by rl_metric_name,
+   latency, rates, health, alerts).  Same codes as rl_metrics_prometheus. */
+RL_EXTERN int rl_metrics_json(rl_limiter *rl, struct evbuffer *out);
+
+/*
+ * Logs a one-line summary (checks, rates, latency, health; never a key or
+ * a password) at info level through the limiter's log every interval_ms;
+ * 0 stops it.  The timer does not keep an idle loop running.  RL_OK,
+ * RL_ERR_INVALID (NULL rl, negative interval).
+ */
+RL_EXTERN int rl_metrics_report_every(rl_limiter *rl, int64_t interval_ms);
 
 #ifdef __cplusplus
 }

@@ -68,6 +68,11 @@ rl_config_init(rl_config *cfg)
     cfg->redis.ttl_buffer_s = 10;
     cfg->circuit_breaker.failure_threshold = 5;
     cfg->circuit_breaker.recovery_timeout_ms = 30000;
+    cfg->circuit_breaker.max_recovery_timeout_ms = 0;
+    cfg->circuit_breaker.half_open_probes = 1;
+    cfg->circuit_breaker.window_size = 100;
+    cfg->circuit_breaker.minimum_calls = 20;
+    cfg->circuit_breaker.slow_call_ms = 100;
     cfg->cache.max_size = 10000;
     cfg->cache.default_ttl_ms = 300000;
     cfg->cache.cleanup_interval_ms = 600000;
@@ -161,9 +166,23 @@ static const struct range ranges[] = {
     R(redis.ttl_buffer_s, "RATE_LIMIT_TTL_BUFFER", T_I64, 0,
       DURATION_MAX / 1000),
     R(circuit_breaker.failure_threshold,
-      "CIRCUIT_BREAKER_FAILURE_THRESHOLD", T_I64, 1, COUNT_MAX),
+      "CIRCUIT_BREAKER_FAILURE_THRESHOLD", T_I64, 1, 1000000),
     R(circuit_breaker.recovery_timeout_ms,
       "CIRCUIT_BREAKER_RECOVERY_TIMEOUT", T_I64, 1, DURATION_MAX),
+    R(circuit_breaker.max_recovery_timeout_ms,
+      "CIRCUIT_BREAKER_MAX_RECOVERY_TIMEOUT", T_I64, 0, DURATION_MAX),
+    R(circuit_breaker.half_open_probes,
+      "CIRCUIT_BREAKER_HALF_OPEN_PROBES", T_I64, 1, 1000),
+    R(circuit_breaker.window_size, "CIRCUIT_BREAKER_WINDOW_SIZE", T_I64, 1,
+      1024),
+    R(circuit_breaker.minimum_calls, "CIRCUIT_BREAKER_MINIMUM_CALLS", T_I64,
+      1, 1024),
+    R(circuit_breaker.failure_rate_pct, "CIRCUIT_BREAKER_FAILURE_RATE",
+      T_I64, 0, 100),
+    R(circuit_breaker.slow_call_rate_pct, "CIRCUIT_BREAKER_SLOW_CALL_RATE",
+      T_I64, 0, 100),
+    R(circuit_breaker.slow_call_ms, "CIRCUIT_BREAKER_SLOW_CALL_MS", T_I64, 1,
+      DURATION_MAX),
     R(cache.max_size, "CACHE_MAX_SIZE", T_I64, 1, COUNT_MAX),
     R(cache.default_ttl_ms, "CACHE_DEFAULT_TTL", T_I64, 1, DURATION_MAX),
     R(cache.cleanup_interval_ms, "CACHE_CLEANUP_INTERVAL", T_I64, 1,

@@ -28,7 +28,7 @@
 #include "redis.h"
 
 #define BACKOFF_MIN_MS 50
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MAX_MS 1000
 
 static void conn_attempt(struct rl_conn *c);
 
@@ -199,6 +199,19 @@ rl__conn_start(struct rl_conn *c, struct rl_node *node)
         return RL_ERR_NOMEM;
     conn_attempt(c);
     return RL_OK;
+}
+
+/* Reconnects now rather than at the end of the back-off (a breaker probe
+   is waiting: it should find out whether Redis is back, not that we were
+   still backing off). */
+void
+rl__conn_kick(struct rl_conn *c)
+{
+    if (c->state != RL_CONN_BACKOFF)
+        return;
+    event_del(c->retry_ev);
+    c->node->rl->ctr.v[RL_METRIC_REDIS_RECONNECTS]++;
+    conn_attempt(c);
 }
 
 /* The handshake's last reply came: the connection carries checks now. */

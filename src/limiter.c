@@ -15,7 +15,7 @@
 
 #include <event2/event.h>
 
-#include "rl_private.h"
+#include "breaker_loop.h"
 
 static void limiter_destroy(struct rl_limiter *rl);
 
@@ -31,6 +31,7 @@ tick_cb(int fd, short what, void *arg)
     rl->tick_armed = false;
     if (!rl->freeing)
         rl->backend->flush(rl);
+    rl__brk_notify(rl);
     rl__req_deliver(rl);
     if (rl->freeing && rl->in_callback == 0)
         limiter_destroy(rl);

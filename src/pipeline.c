@@ -263,11 +263,20 @@ in_range(const redisReply *e, int64_t lo, int64_t hi)
            e->integer <= hi;
 }
 
-/* Whether four numbers are a decision a check of req could get. */
+/*
+ * Whether four numbers are a decision a check of req could get.  The
+ * durations are within two windows of the check, except GCRA's: its TAT
+ * is kept across a change of limit and read from an earlier now when the
+ * clock steps back (docs/algorithms.md, section 6), so they are bounded
+ * only by the furthest TAT any check can set, now + window at most.
+ */
 static bool
 decision_valid(const struct rl_req *req, redisReply **e)
 {
     int64_t span = 2 * req->window;
+
+    if (req->rl->cfg.algorithm == RL_GCRA)
+        span = RL_NOW_MAX + RL_WINDOW_MS_MAX;
 
     if (!in_range(e[0], 0, 1) || !in_range(e[1], 0, req->max) ||
         !in_range(e[2], 0, span) || !in_range(e[3], 0, span))
@@ -365,6 +374,8 @@ batch_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     n->inflight--;
     rl->ctr.v[RL_METRIC_INFLIGHT]--;
+    if (r != NULL)
+        n->stalled_since_ms = 0; /* the connection answers */
     if (r == NULL) {
         batch_fail(b, rl->freeing ? RL_ERR_SHUTDOWN : RL_ERR_REDIS);
     } else if (r->type == REDIS_REPLY_ERROR) {
@@ -388,6 +399,9 @@ batch_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 void
 rl__node_queue(struct rl_node *n, struct rl_req *req)
 {
+    if (n->conn.state == RL_CONN_BACKOFF && req->ticket != 0 &&
+        rl_metric(n->rl, RL_METRIC_BREAKER_STATE) == RL_BREAKER_HALF_OPEN)
+        rl__conn_kick(&n->conn); /* a probe: find out whether Redis is back */
     if (n->conn.state == RL_CONN_BACKOFF) {
         /* A known outage: answer now rather than at the deadline. */
         if (req->op == RL_OP_RESET)
@@ -452,6 +466,7 @@ rl__node_flush(struct rl_node *n)
 void
 rl__node_ready(struct rl_node *n)
 {
+    n->stalled_since_ms = 0;
     rl__node_flush(n);
 }
 

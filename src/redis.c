@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "breaker_loop.h"
 #include "redis.h"
 
 struct redis_backend {
@@ -99,6 +100,8 @@ redis_init(struct rl_limiter *rl)
     if (err != RL_OK)
         return err;
     err = rl__deadline_init(rl);
+    if (err == RL_OK)
+        err = rl__brk_init(rl);
     if (err != RL_OK)
         return err;
     rl__scripts_init();
@@ -111,6 +114,13 @@ redis_init(struct rl_limiter *rl)
 static void
 redis_submit(struct rl_limiter *rl, struct rl_req *req)
 {
+    if (rl->brk != NULL && !rl__brk_admit(req)) {
+        if (req->op == RL_OP_RESET)
+            rl__req_complete(req, RL_ERR_CIRCUIT_OPEN, NULL);
+        else
+            rl__req_fallback(req, RL_ERR_CIRCUIT_OPEN);
+        return;
+    }
     rl__deadline_start(req);
     rl__node_queue(backend_of(rl)->node, req);
 }
@@ -124,7 +134,35 @@ redis_flush(struct rl_limiter *rl)
 static void
 redis_expire(struct rl_limiter *rl, struct rl_req *req)
 {
-    rl__node_unqueue(backend_of(rl)->node, req);
+    if (req->state == RL_REQ_QUEUED)
+        rl__node_unqueue(backend_of(rl)->node, req);
+}
+
+/*
+ * hiredis 0.14 has no command timeout: a server that stopped answering
+ * (hung, or gone without closing the socket) would hold every later
+ * command behind the unanswered one until TCP gives up.  The first wave of
+ * deadlines passing with commands unanswered marks the connection; if a
+ * later wave finds it still silent a command timeout afterwards, it is
+ * dropped: its other commands complete with RL_ERR_REDIS and the back-off
+ * reconnects.  Any reply clears the mark (pipeline.c).
+ */
+static void
+redis_stalled(struct rl_limiter *rl)
+{
+    struct rl_node *n = backend_of(rl)->node;
+    int64_t now = rl__mono_ns() / 1000000;
+
+    if (n->conn.state != RL_CONN_READY || n->inflight == 0)
+        return;
+    if (n->stalled_since_ms == 0) {
+        n->stalled_since_ms = now;
+        return;
+    }
+    if (now - n->stalled_since_ms < rl->cfg.redis.command_timeout_ms)
+        return;
+    n->stalled_since_ms = 0;
+    rl__conn_fail(&n->conn, "no reply within the command timeout");
 }
 
 /* Every request not yet answered completes with RL_ERR_SHUTDOWN. */
@@ -157,6 +195,7 @@ redis_destroy(struct rl_limiter *rl)
     if (be->node != NULL)
         rl__node_free(be->node);
     rl__deadline_destroy(rl);
+    rl__brk_destroy(rl);
     rl__redis_url_clear(&be->url);
     free(be);
     rl->backend_data = NULL;
@@ -170,4 +209,5 @@ const struct rl_backend_ops rl__backend_redis = {
     .shutdown = redis_shutdown,
     .destroy = redis_destroy,
     .expire = redis_expire,
+    .stalled = redis_stalled,
 };

@@ -75,6 +75,8 @@ struct rl_conn {
 int rl__conn_start(struct rl_conn *c, struct rl_node *node);
 /* Drops the connection for good: in-flight replies come back NULL. */
 void rl__conn_close(struct rl_conn *c);
+/* In back-off: try to connect now. */
+void rl__conn_kick(struct rl_conn *c);
 /* The handshake completed: READY. */
 void rl__conn_ready(struct rl_conn *c);
 /* A handshake reply refused us (reason logged once); back off. */
@@ -91,6 +93,8 @@ struct rl_node {
     struct rl_req_q queue;     /* checks and resets not yet sent */
     int64_t inflight;          /* commands awaiting a reply */
     bool reloading;            /* a SCRIPT LOAD after NOSCRIPT is out */
+    int64_t stalled_since_ms;  /* monotonic: a command went unanswered
+                                  past its deadline; 0: not stalled */
     char *cmd;                 /* the command being formatted */
     size_t cmd_len, cmd_cap;
 };

@@ -19,7 +19,7 @@
 
 #include <event2/event.h>
 
-#include "rl_private.h"
+#include "breaker_loop.h"
 
 #define RL_REQ_POOL_MAX 4096
 
@@ -64,6 +64,7 @@ rl__req_new(struct rl_limiter *rl, enum rl_op op, const char *key,
     req->on_dl = 0;
     req->max = req->window = req->cost = 0;
     req->deadline_ms = 0;
+    req->ticket = 0;
     req->submit_ns = rl__mono_ns();
     return req;
 }
@@ -128,6 +129,8 @@ rl__req_complete(struct rl_req *req, int status, const rl_result *r)
         TAILQ_REMOVE(&rl->dl_q, req, dl);
         req->on_dl = 0;
     }
+    if (req->ticket != 0)
+        rl__brk_record(req, status);
     if (req->op == RL_OP_CHECK) {
         req->res = *r;
         req->res.limit = req->max;
@@ -219,6 +222,7 @@ dl_cb(evutil_socket_t fd, short what, void *arg)
     struct rl_limiter *rl = arg;
     int64_t now = rl__mono_ns() / 1000000;
     struct rl_req *req;
+    bool stalled = false;
 
     (void)fd;
     (void)what;
@@ -227,9 +231,11 @@ dl_cb(evutil_socket_t fd, short what, void *arg)
         req = TAILQ_FIRST(&rl->dl_q);
         if (req->deadline_ms > now) {
             dl_arm(rl, now);
-            return;
+            break;
         }
-        if (req->state == RL_REQ_QUEUED && rl->backend->expire != NULL)
+        if (req->state == RL_REQ_SENT)
+            stalled = true;
+        if (rl->backend->expire != NULL)
             rl->backend->expire(rl, req);
         rl->ctr.v[RL_METRIC_TIMEOUTS]++;
         if (req->op == RL_OP_RESET)
@@ -237,6 +243,10 @@ dl_cb(evutil_socket_t fd, short what, void *arg)
         else
             rl__req_fallback(req, RL_ERR_TIMEOUT);
     }
+    /* A command unanswered past its deadline: whatever follows it on the
+       connection waits behind it, so the connection is given up. */
+    if (stalled && rl->backend->stalled != NULL)
+        rl->backend->stalled(rl);
 }
 
 int

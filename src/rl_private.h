@@ -29,6 +29,7 @@
 #include "algo.h"
 
 struct event;
+struct rl_brk_loop;
 
 /* ---- requests ---- */
 
@@ -60,6 +61,7 @@ struct rl_req {
     int64_t cost;
     int64_t submit_ns;         /* monotonic, for latency */
     int64_t deadline_ms;       /* monotonic ms (Redis only) */
+    uint64_t ticket;           /* the circuit breaker's, or 0 */
     union {
         rl_check_cb check;
         rl_done_cb done;
@@ -74,6 +76,13 @@ struct rl_req {
 
 /* ---- the local store (store.c) ---- */
 
+/*
+ * The states of the local backend by (algorithm, key bytes), with expiry,
+ * at most max_keys of them.  One thread; nothing here runs callbacks.
+ * State pointers point into the store: valid until the next
+ * rl__store_get, rl__store_get_hashed, rl__store_del, rl__store_sweep or
+ * rl__store_free on the same store, any of which may drop that key.
+ */
 struct rl_store;
 
 struct rl_store_stats {
@@ -82,20 +91,46 @@ struct rl_store_stats {
     int64_t expired;
 };
 
-/* max_keys >= 1.  Returns NULL when out of memory. */
+/*
+ * A store of at most max_keys keys (at most 2^31, whatever max_keys
+ * says), keyed with a secret hash key drawn from the system.  NULL when
+ * max_keys < 1, when out of memory, or when no random bytes are to be had
+ * for the hash key.  Free with rl__store_free (NULL is allowed there).
+ */
 struct rl_store *rl__store_new(int64_t max_keys);
 void rl__store_free(struct rl_store *s);
 
 /*
- * The state of (alg, key), created fresh when absent or expired at now_ms
- * (evicting the least recently used key when the store is full), and made
- * the most recently used.  NULL only when out of memory.
+ * The state of (alg, key), created fresh when absent, and cleared (fresh)
+ * when its expiry is at or before now_ms; marked as used.  When the store
+ * is full, a new key first evicts one not used lately: CLOCK, the usual
+ * approximation of least recently used (store.c): a key got since the
+ * clock hand last passed it survives; without gets, keys leave in the
+ * order they were added.  NULL only when out of memory.
  */
 rl_algo_state *rl__store_get(struct rl_store *s, rl_algorithm alg,
                              const char *key, size_t keylen, int64_t now_ms);
 
+/*
+ * For a batch of gets, to overlap their cache misses: rl__store_prefetch
+ * hashes (alg, key), starts loading its slot and returns the hash; some
+ * gets later, rl__store_prefetch_record(hash) starts loading its record
+ * (reading the slot, so best once that load arrived); some gets later
+ * still, rl__store_get_hashed is rl__store_get with that hash.  The hash
+ * belongs to (alg, key) and this store for the store's life: passing it
+ * with another key or store is a bug.  Prefetching never changes what the
+ * store holds.
+ */
+uint64_t rl__store_prefetch(struct rl_store *s, rl_algorithm alg,
+                            const char *key, size_t keylen);
+void rl__store_prefetch_record(struct rl_store *s, uint64_t hash);
+rl_algo_state *rl__store_get_hashed(struct rl_store *s, rl_algorithm alg,
+                                    const char *key, size_t keylen,
+                                    uint64_t hash, int64_t now_ms);
+
 /* Records when the state got by the last rl__store_get becomes fresh again
-   (rl_decision.expire_at_ms): the key may be dropped from then on. */
+   (rl_decision.expire_at_ms): the key may be dropped from then on.  A key
+   never given an expiry never expires. */
 void rl__store_set_expiry(struct rl_store *s, rl_algo_state *st,
                           int64_t expire_at_ms);
 
@@ -103,10 +138,36 @@ void rl__store_set_expiry(struct rl_store *s, rl_algo_state *st,
 bool rl__store_del(struct rl_store *s, rl_algorithm alg, const char *key,
                    size_t keylen);
 
-/* Drops up to `budget` keys expired at now_ms; returns how many. */
+/*
+ * Drops up to `budget` keys expired at now_ms; returns how many.  Bounded:
+ * it looks at no more than 32 keys per key its budget lets it drop,
+ * starting where the last call stopped, so that successive calls cover
+ * the whole store.
+ */
 int64_t rl__store_sweep(struct rl_store *s, int64_t now_ms, int64_t budget);
 
+/* Exact counts: keys held, evicted (full store) and dropped expired (by a
+   get, the sweep, or making room) since rl__store_new. */
 void rl__store_stats(const struct rl_store *s, struct rl_store_stats *out);
+
+/*
+ * Test hooks (tests/test_store.c), not for use by the library.
+ * rl__siphash13: SipHash-1-3 of data under the key (k0, k1).
+ * rl__store_hash: the hash the store gives (alg, key).
+ * rl__store_test_hash: every algorithm hashes with (k0, k1), and only the
+ * bits of mask of each hash are kept (forced collisions); empty store
+ * only.  rl__store_test_slots: the size of the slot array and, while it
+ * doubles, of the old one (else 0).  rl__store_verify: the longest probe
+ * distance, or -1 when an invariant does not hold.
+ */
+uint64_t rl__siphash13(uint64_t k0, uint64_t k1, const void *data,
+                       size_t len);
+uint64_t rl__store_hash(const struct rl_store *s, rl_algorithm alg,
+                        const void *key, size_t keylen);
+void rl__store_test_hash(struct rl_store *s, uint64_t k0, uint64_t k1,
+                         uint64_t mask);
+int64_t rl__store_test_slots(const struct rl_store *s, int64_t *old_slots);
+int64_t rl__store_verify(const struct rl_store *s);
 
 /* ---- backends ---- */
 
@@ -126,6 +187,9 @@ struct rl_backend_ops {
     /* A request's deadline passed: unlink it if queued (it is completed
        by the caller).  NULL when the backend has no deadlines. */
     void (*expire)(struct rl_limiter *rl, struct rl_req *req);
+    /* Requests sent to a server passed their deadline unanswered: the
+       connections that carry them are stalled.  NULL: nothing to do. */
+    void (*stalled)(struct rl_limiter *rl);
 };
 
 extern const struct rl_backend_ops rl__backend_local;
@@ -185,6 +249,8 @@ struct rl_limiter {
     int64_t log_suppressed;
     int64_t instances;         /* live instances sharing the limit (the
                                   local fallback's divisor); 1 for now */
+
+    struct rl_brk_loop *brk;   /* circuit breaker, or NULL */
 
     struct rl_counters ctr;
 };

@@ -14,9 +14,6 @@
  * really sent (how many EVALSHA, SCRIPT LOAD, connections), so "nothing
  * was resent" is an exact assertion.  Each test ends with rl_free and an
  * empty loop; the suite runs under ASan and LeakSanitizer in CI.
- *
- * Tests of known gaps, expected to fail until the library changes, run
- * only with RL_TEST_KNOWN_GAPS set in the environment.
  */
 #include <check.h>
 #include <stdio.h>
@@ -701,19 +698,17 @@ START_TEST(free_inside_a_callback_with_checks_in_flight)
 }
 END_TEST
 
-/* ---- known gaps (run with RL_TEST_KNOWN_GAPS=1) ---- */
+/* ---- stalled connections ---- */
 
 /*
- * KNOWN GAP, left failing on purpose; not run by default.  A connection
- * whose replies stopped coming is never given up: every later check is
- * pipelined behind the missing reply and times out too, the batches pile
- * up in flight (each holding its requests), and no reconnect is tried,
- * for as long as TCP keeps the socket open (a peer gone without a FIN or
- * RST: about 15 minutes of retransmissions).  hiredis 1.x's async command
- * timeout disconnects in that case; this test expects the library to do
- * likewise: after its checks timed out, a new connection.
+ * A connection whose replies stopped coming must be given up: otherwise
+ * every later check is pipelined behind the missing reply and times out
+ * too, the batches pile up in flight, and no reconnect is tried for as
+ * long as TCP keeps the socket open (a peer gone without a FIN or RST:
+ * about 15 minutes).  After a second wave of timeouts a command timeout
+ * after the first, the library drops the connection and reconnects.
  */
-START_TEST(gap_stalled_connection_is_recycled)
+START_TEST(stalled_connection_is_recycled)
 {
     int burst;
 
@@ -725,7 +720,7 @@ START_TEST(gap_stalled_connection_is_recycled)
     assert_fallback_allow(0, 30, RL_ERR_TIMEOUT);
     ck_assert_msg(fake_count("connections") >= 2 &&
                   metric(RL_METRIC_INFLIGHT) < 3,
-                  "KNOWN GAP: after 3 bursts timed out on a silent server: "
+                  "after 3 bursts timed out on a silent server: "
                   "%ld connection(s), %lld batches still in flight",
                   fake_count("connections"),
                   (long long)metric(RL_METRIC_INFLIGHT));
@@ -740,7 +735,6 @@ fake_suite(void)
 {
     Suite *s = suite_create("fake");
     TCase *tc = tcase_create("core");
-    TCase *gaps;
 
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, fake_speaks_resp);
@@ -761,13 +755,8 @@ fake_suite(void)
     tcase_add_test(tc, late_reply_is_dropped);
     tcase_add_test(tc, refused_handshake_fails_fast);
     tcase_add_test(tc, free_inside_a_callback_with_checks_in_flight);
+    tcase_add_test(tc, stalled_connection_is_recycled);
     suite_add_tcase(s, tc);
-    if (getenv("RL_TEST_KNOWN_GAPS") != NULL) {
-        gaps = tcase_create("known_gaps");
-        tcase_set_timeout(gaps, 20);
-        tcase_add_test(gaps, gap_stalled_connection_is_recycled);
-        suite_add_tcase(s, gaps);
-    }
     return s;
 }
 

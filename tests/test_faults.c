@@ -288,6 +288,107 @@ START_TEST(password_changed_under_the_limiter)
 }
 END_TEST
 
+/* ---- the circuit breaker ---- */
+
+struct changes {
+    int n;
+    rl_breaker_state to[16];
+};
+
+static void
+on_change(rl_breaker_state from, rl_breaker_state to, const char *reason,
+          void *arg)
+{
+    struct changes *c = arg;
+
+    (void)from;
+    ck_assert_ptr_nonnull(reason);
+    if (c->n < 16)
+        c->to[c->n] = to;
+    c->n++;
+}
+
+START_TEST(breaker_opens_then_recovers)
+{
+    rl_config cfg;
+    rl_limiter *rl;
+    struct tally t = {0}, u = {0}, w = {0};
+    struct changes ch = {0};
+    rl_breaker_state st;
+    int64_t start, back;
+    long long evalsha;
+
+    rl_config_init(&cfg);
+    cfg.circuit_breaker.enabled = true;
+    cfg.circuit_breaker.failure_threshold = 5;
+    cfg.circuit_breaker.recovery_timeout_ms = 400;
+    cfg.circuit_breaker.on_change = on_change;
+    cfg.circuit_breaker.on_change_arg = &ch;
+    rl = new_limiter(&cfg);
+    round_trip(rl, 1, &w);
+    ck_assert_int_eq(rl_breaker_get(rl, &st), RL_OK);
+    ck_assert_int_eq(st, RL_BREAKER_CLOSED);
+    ck_assert_int_eq(fx_redis_pause(srv), 0);
+    /* Five timeouts trip it: exactly at the threshold. */
+    round_trip(rl, 5, &t);
+    ck_assert_int_eq(t.by_status[-RL_ERR_TIMEOUT], 5);
+    ck_assert_int_eq(rl_breaker_get(rl, &st), RL_OK);
+    ck_assert_int_eq(st, RL_BREAKER_OPEN);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_BREAKER_TRIPS), 1);
+    /* Open: answered at once, Redis not asked. */
+    start = ms_now();
+    round_trip(rl, 100, &u);
+    ck_assert_int_lt(ms_now() - start, 50);
+    ck_assert_int_eq(u.by_status[-RL_ERR_CIRCUIT_OPEN], 100);
+    ck_assert_int_eq(u.by_source[RL_SOURCE_FALLBACK], 100);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_BREAKER_REFUSED), 100);
+    ck_assert_int_eq(fx_redis_resume(srv), 0);
+    th_run_for(base, 50);
+    fx_redis_reset_stats(srv);
+    evalsha = fx_redis_commandstat(srv, "evalsha");
+    ck_assert_int_eq(evalsha, 0);
+    /* Back to Redis within the recovery timeout plus one second. */
+    back = time_to_backend(rl, 400 + 1000);
+    ck_assert_int_ge(back, 0);
+    ck_assert_int_eq(rl_breaker_get(rl, &st), RL_OK);
+    ck_assert_int_eq(st, RL_BREAKER_CLOSED);
+    th_run_for(base, 10);
+    ck_assert_int_eq(ch.n, 3);
+    ck_assert_int_eq(ch.to[0], RL_BREAKER_OPEN);
+    ck_assert_int_eq(ch.to[1], RL_BREAKER_HALF_OPEN);
+    ck_assert_int_eq(ch.to[2], RL_BREAKER_CLOSED);
+    rl_free(rl);
+}
+END_TEST
+
+START_TEST(breaker_forced_by_the_operator)
+{
+    rl_config cfg;
+    rl_limiter *rl;
+    struct tally t = {0}, w = {0};
+    rl_breaker_state st;
+
+    rl_config_init(&cfg);
+    cfg.circuit_breaker.enabled = true;
+    rl = new_limiter(&cfg);
+    round_trip(rl, 1, &w);
+    ck_assert_int_eq(rl_breaker_force(rl, RL_BREAKER_FORCE_OPEN), RL_OK);
+    round_trip(rl, 10, &t);
+    ck_assert_int_eq(t.by_status[-RL_ERR_CIRCUIT_OPEN], 10);
+    ck_assert_int_eq(rl_breaker_force(rl, RL_BREAKER_AUTO), RL_OK);
+    ck_assert_int_eq(rl_breaker_get(rl, &st), RL_OK);
+    ck_assert_int_eq(st, RL_BREAKER_CLOSED);
+    round_trip(rl, 10, &t);
+    ck_assert_int_eq(t.by_source[RL_SOURCE_BACKEND], 10);
+    ck_assert_int_eq(rl_breaker_force(rl, (rl_breaker_mode)7),
+                     RL_ERR_INVALID);
+    rl_free(rl);
+    rl = new_default();
+    ck_assert_int_eq(rl_breaker_get(rl, &st), RL_ERR_INVALID);
+    rl_free(rl);
+}
+END_TEST
+
 /* ---- back-pressure and shutdown ---- */
 
 START_TEST(overload_when_redis_hangs)
@@ -370,6 +471,8 @@ faults_suite(void)
     tcase_add_test(tc, in_flight_checks_are_never_resent);
     tcase_add_test(tc, client_kill_reconnects);
     tcase_add_test(tc, password_changed_under_the_limiter);
+    tcase_add_test(tc, breaker_opens_then_recovers);
+    tcase_add_test(tc, breaker_forced_by_the_operator);
     tcase_add_test(tc, overload_when_redis_hangs);
     tcase_add_test(tc, free_with_checks_in_flight_and_queued);
     tcase_add_test(tc, free_during_reconnection);

@@ -73,7 +73,7 @@ END_TEST
 START_TEST(config_size_is_frozen)
 {
 #if defined(__x86_64__) || defined(__aarch64__)
-    ck_assert_uint_eq(sizeof(rl_config), 536);
+    ck_assert_uint_eq(sizeof(rl_config), 608);
     ck_assert_uint_eq(sizeof(rl_result), 96);
 #endif
 }
