@@ -59,24 +59,23 @@ rl__local_destroy(struct rl_limiter *rl)
 
 /* ---- decisions ---- */
 
-int
-rl__local_decide(struct rl_limiter *rl, struct rl_req *req, int64_t now,
-                 rl_result *r)
+/* rl__local_decide on the key's state st, got at now (NULL: the store
+   was out of memory). */
+static int
+decide_on(struct rl_limiter *rl, struct rl_req *req, rl_algo_state *st,
+          int64_t now, rl_result *r)
 {
     int64_t max = req->max;
-    rl_algo_state *st;
     rl_decision d;
     int rc;
 
+    if (st == NULL)
+        return RL_ERR_NOMEM;
     if (rl->cfg.backend != RL_BACKEND_LOCAL && rl->instances > 1) {
         max = req->max / rl->instances;
         if (max < req->cost)
             max = req->cost;
     }
-    st = rl__store_get(rl->store, rl->cfg.algorithm, req->key, req->keylen,
-                       now);
-    if (st == NULL)
-        return RL_ERR_NOMEM;
     rc = rl__algo_decide(rl->cfg.algorithm, st, now, max, req->window,
                          req->cost, &d);
     if (rc != RL_OK)
@@ -93,6 +92,17 @@ rl__local_decide(struct rl_limiter *rl, struct rl_req *req, int64_t now,
     r->retry_after_ms = d.retry_after_ms;
     r->source = RL_SOURCE_BACKEND;
     return RL_OK;
+}
+
+int
+rl__local_decide(struct rl_limiter *rl, struct rl_req *req, int64_t now,
+                 rl_result *r)
+{
+    rl_algo_state *st;
+
+    st = rl__store_get(rl->store, rl->cfg.algorithm, req->key, req->keylen,
+                       now);
+    return decide_on(rl, req, st, now, r);
 }
 
 void
@@ -120,11 +130,61 @@ local_submit(struct rl_limiter *rl, struct rl_req *req)
     rl__tick_arm(rl);
 }
 
+/*
+ * local_flush looks ahead in the submit queue so that the cache misses of
+ * a tick's checks overlap instead of adding up: a check's key is hashed
+ * and its slot prefetched LOOKAHEAD requests before its decision, its
+ * record STAGE2 requests before.  Prefetching never changes the store.
+ */
+#define LOOKAHEAD 16 /* a power of two */
+#define STAGE2 8
+
+/* The look-ahead's first stage for req: the hash of its key, its slot
+   prefetched (0 for a reset, which has no single key to look up). */
+static inline uint64_t
+ahead_hash(struct rl_limiter *rl, const struct rl_req *req)
+{
+    if (req->op != RL_OP_CHECK)
+        return 0;
+    return rl__store_prefetch(rl->store, rl->cfg.algorithm, req->key,
+                              req->keylen);
+}
+
+/* Decides req (off the queue) at now; hash: ahead_hash's. */
+static void
+flush_one(struct rl_limiter *rl, struct rl_req *req, uint64_t hash,
+          int64_t now)
+{
+    rl_algo_state *st;
+    rl_result r;
+
+    if (req->op == RL_OP_RESET) {
+        rl__local_reset(rl, req);
+        rl__req_complete(req, RL_OK, NULL);
+        return;
+    }
+    st = rl__store_get_hashed(rl->store, rl->cfg.algorithm, req->key,
+                              req->keylen, hash, now);
+    if (decide_on(rl, req, st, now, &r) != RL_OK)
+        rl__req_fallback(req, RL_ERR_NOMEM);
+    else
+        rl__req_complete(req, RL_OK, &r);
+}
+
+/*
+ * Decides every queued request in submission order at one timestamp,
+ * each on the state its predecessors left.  n0 requests were decided and
+ * n1 hashed, `next` is the next to hash (NULL: the end of the queue);
+ * requests leave the queue at the head only, so `next` stays on it.
+ * Should one be added after the look-ahead reached the end, the
+ * look-ahead starts again from the head.
+ */
 static void
 local_flush(struct rl_limiter *rl)
 {
-    struct rl_req *req;
-    rl_result r;
+    uint64_t hash[LOOKAHEAD];
+    struct rl_req *req, *next = NULL;
+    unsigned n0 = 0, n1 = 0;
     int64_t now;
 
     if (TAILQ_EMPTY(&rl->submit_q))
@@ -132,17 +192,17 @@ local_flush(struct rl_limiter *rl)
     now = rl__now_ms(rl);
     while (!TAILQ_EMPTY(&rl->submit_q)) {
         req = TAILQ_FIRST(&rl->submit_q);
+        if (n1 == n0)
+            next = req;
+        while (next != NULL && n1 - n0 < LOOKAHEAD) {
+            hash[n1++ % LOOKAHEAD] = ahead_hash(rl, next);
+            next = TAILQ_NEXT(next, q);
+        }
+        if (n1 - n0 > STAGE2)
+            rl__store_prefetch_record(rl->store,
+                                      hash[(n0 + STAGE2) % LOOKAHEAD]);
         TAILQ_REMOVE(&rl->submit_q, req, q);
-        if (req->op == RL_OP_RESET) {
-            rl__local_reset(rl, req);
-            rl__req_complete(req, RL_OK, NULL);
-            continue;
-        }
-        if (rl__local_decide(rl, req, now, &r) != RL_OK) {
-            rl__req_fallback(req, RL_ERR_NOMEM);
-            continue;
-        }
-        rl__req_complete(req, RL_OK, &r);
+        flush_one(rl, req, hash[n0++ % LOOKAHEAD], now);
     }
 }
 

@@ -2,14 +2,15 @@
  * store.c: the in-process store of the local backend.  It maps (algorithm,
  * key bytes) to the rl_algo_state of that key, drops a state once it is
  * fresh again (its expiry), and never holds more than max_keys of them,
- * evicting the least recently used key beyond that.
+ * evicting beyond that a key not used lately (CLOCK, below).
  *
- * It is on the hot path of every local check.  A hit costs one keyed hash,
- * a probe of the slot array, one key comparison and a move to the front of
- * the recency list, without allocating.  With many keys the cost is cache
- * misses more than instructions, so what a hit touches besides the key's
- * own entry lives in two dense arrays (8 bytes per slot, 24 per key) that
- * are far likelier to be cached than scattered entries are:
+ * It is on the hot path of every local check, and with many keys its cost
+ * is cache misses (250-400 ns each on the machines we measured) more than
+ * instructions.  So a hit reads two places, each one or two cache lines,
+ * the second found from the first: a slot, then the key's record.  Nothing
+ * else (no list neighbours, no separate entry).  A caller holding a batch
+ * can start both loads early, rl__store_prefetch then
+ * rl__store_prefetch_record, so that the misses of the batch overlap.
  *
  *   - Hash.  SipHash-1-3 keyed with a 128-bit secret drawn per store and
  *     per algorithm from getrandom() (OpenSSL's RAND_bytes as the
@@ -17,24 +18,45 @@
  *     and push the table into long probe runs.  One secret per algorithm
  *     makes (alg, key) and (alg', key) unrelated without hashing alg.
  *   - Slots.  Open addressing with linear probing over a power-of-two
- *     array of 8-byte slots {low 32 bits of the hash, node index}.  The
+ *     array of 8-byte slots {low 32 bits of the hash, record index}.  The
  *     home slot is the hash's low bits, so the tag alone rehashes; a probe
- *     reads an entry only on a tag match, then compares the full hash,
- *     length, algorithm and bytes.  The load stays at most 3/4; the array
- *     doubles by rehash as keys are added (amortised); removal shifts the
- *     rest of the probe run back (no tombstones).
- *   - Nodes.  One 24-byte node per key, {entry, expiry, prev, next},
- *     indexed from the slots.  prev/next link the nodes in recency order
- *     (node 0 is the list head: its next is the most recently used key,
- *     its prev the least, the one evicted), so moving a key to the front
- *     touches its neighbours' nodes, not their entries.  The sweep walks
- *     this array with a cursor kept between calls, reading expiries
- *     without touching entries, looking at no more than
- *     SWEEP_SCAN_PER_DROP nodes per key its budget lets it drop.  Free
- *     nodes are chained through next and reused first.
- *   - Entries.  One allocation per key: the state, the full hash, and the
- *     key bytes inline at the tail.  Entries never move.
- *
+ *     reads a record only on a tag match, then compares the full hash,
+ *     length, algorithm and bytes.  The load stays at most 3/4; removal
+ *     shifts the rest of the probe run back (no tombstones).  The array
+ *     starts sized for min(max_keys, PRESIZE_KEYS) keys (1 MiB at most).
+ *     Beyond, it doubles incrementally, so that no get pays for a whole
+ *     rehash (at a million keys one get used to stall ~30 ms): new keys go
+ *     to the new array, every get moves MIGRATE_STEP slots of the old one
+ *     or more, and lookups search both until the old one is empty.  Moves
+ *     take whole clusters (runs of full slots), so what is left of the old
+ *     array still answers lookups by plain probing.
+ *   - Records.  One 128-byte record per key, 64-byte aligned: the first
+ *     cache line holds the full hash, the expiry and the state, the second
+ *     the key's length, algorithm and bytes (up to KEY_INLINE inline, else
+ *     a malloc'd copy, which costs long keys a third load).  Records live
+ *     in segments of SEG_RECS that never move, so a state pointer is valid
+ *     as long as its key is held, and the store grows without copying.
+ *     Freed records are reused, the last freed first.
+ *   - Eviction: CLOCK (second chance), the usual approximation of least
+ *     recently used (Redis and memcached approximate it too).  A get sets
+ *     the key's reference bit; a full store makes room by moving a hand
+ *     over the records in index order, clearing the bits it finds set and
+ *     evicting the first key whose bit is clear: a key not got since the
+ *     hand last passed it, or since it was added.  The new key takes that
+ *     record, just behind the hand.  So a key got since the hand last
+ *     passed it survives, and with no gets (and no deletions, whose holes
+ *     the next new keys fill wherever they are) keys leave in the order
+ *     they were added.  The bits are a bitmap, one bit per record (128 KiB
+ *     for a million keys), which stays cached: setting one costs no miss,
+ *     and a whole turn of the hand costs one word operation per 64 keys,
+ *     amortised O(1) per eviction.  A full store has no free records, so
+ *     the hand meets held keys only.  Exact LRU cost a list move per hit:
+ *     two more records touched, likely two more misses.
+ *   - Sweep.  It walks the records with a cursor kept between calls,
+ *     reading the expiry in their first line (one cache line per record),
+ *     looking at no more than SWEEP_SCAN_PER_DROP records per key its
+ *     budget lets it drop.
+
  * A state not yet given an expiry (rl__store_set_expiry) never expires;
  * rl__store_get hands an expired state back cleared.  Every state dropped
  * (expired, evicted, deleted, freed) goes through rl__algo_state_clear,
@@ -42,8 +64,8 @@
  * max_keys says.
  *
  * Lifetime of the state pointers: rl__store_get returns a pointer into the
- * entry, valid until the next rl__store_get, rl__store_del, rl__store_sweep
- * or rl__store_free on the same store (any of them may drop that entry).
+ * record, valid until the next rl__store_get, rl__store_del, rl__store_sweep
+ * or rl__store_free on the same store (any of them may drop that key).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -56,59 +78,74 @@
 #include "rl_private.h"
 
 #define EXPIRE_NEVER INT64_MAX
-#define MIN_SLOTS 16
-#define MIN_NODES 16
 #define MAX_KEYS_CAP (UINT32_C(1) << 31)
-/* Nodes the sweep may look at for each key its budget lets it drop. */
+/* The slot array is first sized for min(max_keys, PRESIZE_KEYS) keys. */
+#define PRESIZE_KEYS 65536
+#define MIN_SLOTS 16
+/* Old slots each get moves while the slot array doubles (then it finishes
+   the cluster it is in).  Any value >= 2 ends the move before the new
+   array is 3/4 full. */
+#define MIGRATE_STEP 16
+/* Records per segment: 4096 of 128 bytes, 512 KiB. */
+#define SEG_SHIFT 12
+#define SEG_RECS (UINT32_C(1) << SEG_SHIFT)
+#define KEY_INLINE 56
+#define ALG_FREE 0xff
+/* Records the sweep may look at for each key its budget lets it drop. */
 #define SWEEP_SCAN_PER_DROP 32
 /* Hash secrets: one per algorithm, indexed by alg & (N_SEED - 1). */
 #define N_SEED 8
+#define NOWHERE SIZE_MAX
 
-/*
- * Test hooks (tests/test_store.c), not for use by the library: declared
- * here rather than in rl_private.h, which this file does not own.
- */
-uint64_t rl__siphash13(uint64_t k0, uint64_t k1, const void *data,
-                       size_t len);
-uint64_t rl__store_hash(const struct rl_store *s, rl_algorithm alg,
-                        const void *key, size_t keylen);
-void rl__store_test_hash(struct rl_store *s, uint64_t k0, uint64_t k1,
-                         uint64_t mask);
-int64_t rl__store_verify(const struct rl_store *s);
-
-struct entry {
-    uint64_t hash;
+struct rec {
+    /* First line: what a hit reads and writes. */
+    union {
+        uint64_t hash;
+        uint64_t next_free; /* a free record: the next one, 0: none */
+    } u;
+    int64_t expire_at;      /* EXPIRE_NEVER: none set, or free */
     rl_algo_state st;
-    uint32_t node;    /* index of its node */
+    /* Second line: the key. */
     uint32_t keylen;
-    uint8_t alg;
-    char key[];       /* keylen bytes, not NUL terminated */
+    uint8_t alg;            /* ALG_FREE: a free record */
+    union {
+        char bytes[KEY_INLINE];
+        char *ptr;          /* keylen > KEY_INLINE: a malloc'd copy */
+    } key;
 };
 
-struct node {
-    struct entry *e;  /* NULL: free (or the list head) */
-    int64_t expire_at;
-    uint32_t prev;    /* toward the most recently used */
-    uint32_t next;    /* toward the least recently used; free chain */
-};
+_Static_assert(sizeof(struct rec) == 128, "a record is two cache lines");
+_Static_assert(offsetof(struct rec, keylen) == 64, "the key line");
 
 struct slot {
-    uint32_t tag;     /* the low 32 bits of the hash */
-    uint32_t node;    /* 0: empty */
+    uint32_t tag;           /* the low 32 bits of the hash */
+    uint32_t rec;           /* 0: empty */
+};
+
+struct table {
+    struct slot *slots;     /* NULL: none */
+    size_t mask;            /* slots - 1; a power of two minus one, < 2^32 */
 };
 
 struct rl_store {
-    struct slot *slots;
-    size_t mask;      /* slots - 1; a power of two minus one, < 2^32 */
-    struct node *nodes;
-    uint32_t n_nodes; /* nodes[0, n_nodes) have been used */
-    uint32_t cap_nodes;
-    uint32_t free_node; /* head of the free chain, 0: none */
-    uint32_t cursor;  /* the node the next sweep starts at */
+    struct table cur;       /* where keys are added */
+    struct table old;       /* being moved into cur while it doubles */
+    size_t mig;             /* the next old slot to move */
+    size_t mig_left;        /* old slots not yet visited */
+    struct rec **seg;       /* record i is seg[i >> SEG_SHIFT][i % SEG_RECS] */
+    uint32_t n_seg;
+    uint32_t cap_seg;
+    uint32_t seg_recs;      /* SEG_RECS, or max_keys + 1 when fewer */
+    uint32_t n_recs;        /* records [1, n_recs) are held or free */
+    uint32_t free_rec;      /* head of the free chain, 0: none */
+    uint32_t hand;          /* the record the clock hand looks at next */
+    uint32_t cursor;        /* the record the next sweep starts at */
+    uint64_t *ref;          /* reference bits, bit i % 64 of ref[i / 64] */
     size_t count;
     size_t max_keys;
     uint64_t seed[N_SEED][2];
-    uint64_t hash_mask; /* all ones, except in tests that force collisions */
+    uint64_t hash_mask;     /* all ones, except in tests that force
+                               collisions */
     int64_t evictions;
     int64_t expired;
 };
@@ -271,65 +308,137 @@ random_bytes(void *buf, size_t len)
     return len <= (size_t)INT32_MAX && RAND_bytes(buf, (int)len) == 1;
 }
 
-/* ---- nodes and the recency list ---- */
+/* ---- records ---- */
 
-static inline void
-lru_unlink(struct node *nodes, uint32_t i)
+static inline struct rec *
+rec_at(const struct rl_store *s, uint32_t i)
 {
-    nodes[nodes[i].prev].next = nodes[i].next;
-    nodes[nodes[i].next].prev = nodes[i].prev;
+    return &s->seg[i >> SEG_SHIFT][i & (SEG_RECS - 1)];
 }
 
-static inline void
-lru_push_front(struct node *nodes, uint32_t i)
+static inline const char *
+rec_key(const struct rec *r)
 {
-    nodes[i].prev = 0;
-    nodes[i].next = nodes[0].next;
-    nodes[nodes[0].next].prev = i;
-    nodes[0].next = i;
+    return r->keylen > KEY_INLINE ? r->key.ptr : r->key.bytes;
 }
 
-/* A node for a new key (made the most recently used), 0 when out of
-   memory. */
-static uint32_t
-node_new(struct rl_store *s, struct entry *e)
+/* Adds a segment of records and their reference bits.  False when out of
+   memory (the store is then unchanged, but for a larger bitmap). */
+static bool
+add_segment(struct rl_store *s)
 {
-    struct node *grown;
-    uint64_t cap;
-    uint32_t i;
+    size_t had = ((size_t)s->n_seg * s->seg_recs + 63) / 64;
+    size_t words = ((size_t)(s->n_seg + 1) * s->seg_recs + 63) / 64;
+    struct rec **seg;
+    uint64_t *ref;
+    void *recs;
 
-    if (s->free_node != 0) {
-        i = s->free_node;
-        s->free_node = s->nodes[i].next;
-    } else {
-        if (s->n_nodes == s->cap_nodes) {
-            cap = (uint64_t)s->cap_nodes * 2;
-            if (cap > (uint64_t)s->max_keys + 1)
-                cap = (uint64_t)s->max_keys + 1;
-            grown = realloc(s->nodes, (size_t)cap * sizeof(*grown));
-            if (grown == NULL)
-                return 0;
-            s->nodes = grown;
-            s->cap_nodes = (uint32_t)cap;
-        }
-        i = s->n_nodes++;
+    if (s->n_seg == s->cap_seg) {
+        seg = realloc(s->seg, 2 * (size_t)s->cap_seg * sizeof(*seg));
+        if (seg == NULL)
+            return false;
+        s->seg = seg;
+        s->cap_seg *= 2;
     }
-    s->nodes[i].e = e;
-    s->nodes[i].expire_at = EXPIRE_NEVER;
-    lru_push_front(s->nodes, i);
-    return i;
+    ref = realloc(s->ref, words * sizeof(*ref));
+    if (ref == NULL)
+        return false;
+    s->ref = ref;
+    memset(ref + had, 0, (words - had) * sizeof(*ref));
+    if (posix_memalign(&recs, 64, s->seg_recs * sizeof(struct rec)) != 0)
+        return false;
+    s->seg[s->n_seg++] = recs;
+    return true;
 }
 
-static void
-node_free(struct rl_store *s, uint32_t i)
+/* A record for a new key, the last freed first.  0: out of memory. */
+static uint32_t
+rec_new(struct rl_store *s)
 {
-    lru_unlink(s->nodes, i);
-    s->nodes[i].e = NULL;
-    s->nodes[i].next = s->free_node;
-    s->free_node = i;
+    uint32_t i = s->free_rec;
+
+    if (i != 0) {
+        s->free_rec = (uint32_t)rec_at(s, i)->u.next_free;
+        return i;
+    }
+    if (s->n_recs == (uint64_t)s->n_seg * s->seg_recs && !add_segment(s))
+        return 0;
+    return s->n_recs++;
 }
 
-/* ---- the slot array ---- */
+/* Fills record r for a new key, fresh; copy is the key's malloc'd copy
+   when it is longer than KEY_INLINE. */
+static void
+rec_init(struct rec *r, uint64_t hash, rl_algorithm alg, const char *key,
+         size_t keylen, char *copy)
+{
+    r->u.hash = hash;
+    r->expire_at = EXPIRE_NEVER;
+    memset(&r->st, 0, sizeof(r->st));
+    r->keylen = (uint32_t)keylen;
+    r->alg = (uint8_t)alg;
+    if (copy != NULL)
+        r->key.ptr = copy;
+    else if (keylen > 0)
+        memcpy(r->key.bytes, key, keylen);
+}
+
+/* Releases what a held record owns: its state's log, its key's copy. */
+static void
+rec_clear(struct rec *r)
+{
+    rl__algo_state_clear(&r->st);
+    if (r->keylen > KEY_INLINE)
+        free(r->key.ptr);
+    r->keylen = 0;
+}
+
+/* Forgets held record i (its slot already removed) and chains it free. */
+static void
+rec_free(struct rl_store *s, uint32_t i)
+{
+    struct rec *r = rec_at(s, i);
+
+    rec_clear(r);
+    r->alg = ALG_FREE;
+    r->expire_at = EXPIRE_NEVER;
+    r->u.next_free = s->free_rec;
+    s->free_rec = i;
+    s->ref[i / 64] &= ~(UINT64_C(1) << (i % 64));
+    s->count--;
+}
+
+/*
+ * The record the clock hand evicts: from the hand on, in index order and
+ * around, the first whose reference bit is clear, clearing those it passes
+ * that are set.  The hand then stands just after it.  Full store only (no
+ * free records, at least one held).  64 records per step.
+ */
+static uint32_t
+clock_victim(struct rl_store *s)
+{
+    uint32_t i = s->hand, v;
+    uint64_t from, clear;
+
+    for (;;) {
+        if (i >= s->n_recs)
+            i = 1;
+        from = ~UINT64_C(0) << (i % 64);
+        clear = ~s->ref[i / 64] & from;
+        if (clear != 0) {
+            v = (i & ~UINT32_C(63)) + (uint32_t)__builtin_ctzll(clear);
+            if (v < s->n_recs) {
+                s->ref[i / 64] &= ~(from & ~(~UINT64_C(0) << (v % 64)));
+                s->hand = v + 1;
+                return v;
+            }
+        }
+        s->ref[i / 64] &= ~from;
+        i = (i | 63) + 1;
+    }
+}
+
+/* ---- the slot arrays ---- */
 
 /* memcmp(a, b, n) == 0, without the call for the common short keys. */
 static inline bool
@@ -348,32 +457,70 @@ same_bytes(const char *a, const char *b, size_t n)
 }
 
 static inline bool
-entry_is(const struct entry *e, uint64_t hash, rl_algorithm alg,
-         const char *key, size_t keylen)
+rec_is(const struct rec *r, uint64_t hash, rl_algorithm alg,
+       const char *key, size_t keylen)
 {
-    return e->hash == hash && e->keylen == keylen &&
-           e->alg == (uint8_t)alg && same_bytes(e->key, key, keylen);
+    return r->u.hash == hash && r->keylen == keylen &&
+           r->alg == (uint8_t)alg && same_bytes(rec_key(r), key, keylen);
+}
+
+/* The slot of t holding (alg, key), or NOWHERE. */
+static inline size_t
+lookup(const struct rl_store *s, const struct table *t, uint64_t hash,
+       rl_algorithm alg, const char *key, size_t keylen)
+{
+    uint32_t tag = (uint32_t)hash;
+    size_t i = tag & t->mask;
+
+    for (;;) {
+        if (t->slots[i].rec == 0)
+            return NOWHERE;
+        if (t->slots[i].tag == tag &&
+            rec_is(rec_at(s, t->slots[i].rec), hash, alg, key, keylen))
+            return i;
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* The slot holding (alg, key) in either array, NOWHERE when none; *t:
+   that array. */
+static inline size_t
+find(struct rl_store *s, uint64_t hash, rl_algorithm alg, const char *key,
+     size_t keylen, struct table **t)
+{
+    size_t at;
+
+    *t = &s->cur;
+    at = lookup(s, *t, hash, alg, key, keylen);
+    if (at == NOWHERE && s->old.slots != NULL) {
+        *t = &s->old;
+        at = lookup(s, *t, hash, alg, key, keylen);
+    }
+    return at;
+}
+
+/* The slot of t referring to record idx of tag tag, or NOWHERE. */
+static size_t
+rec_slot(const struct table *t, uint32_t tag, uint32_t idx)
+{
+    size_t i = tag & t->mask;
+
+    while (t->slots[i].rec != 0) {
+        if (t->slots[i].rec == idx)
+            return i;
+        i = (i + 1) & t->mask;
+    }
+    return NOWHERE;
 }
 
 /* The first empty slot of the probe run from tag's home. */
 static size_t
-free_slot(const struct rl_store *s, uint32_t tag)
+free_slot(const struct table *t, uint32_t tag)
 {
-    size_t i = tag & s->mask;
+    size_t i = tag & t->mask;
 
-    while (s->slots[i].node != 0)
-        i = (i + 1) & s->mask;
-    return i;
-}
-
-/* The slot that refers to node n of entry e (which must be in it). */
-static size_t
-slot_of(const struct rl_store *s, const struct entry *e)
-{
-    size_t i = (uint32_t)e->hash & s->mask;
-
-    while (s->slots[i].node != e->node)
-        i = (i + 1) & s->mask;
+    while (t->slots[i].rec != 0)
+        i = (i + 1) & t->mask;
     return i;
 }
 
@@ -382,116 +529,159 @@ slot_of(const struct rl_store *s, const struct entry *e)
  * whose home is not between the gap and itself moves back into it.
  */
 static void
-slot_remove(struct rl_store *s, size_t i)
+slot_remove(struct table *t, size_t i)
 {
     size_t j = i;
     size_t home;
 
     for (;;) {
-        s->slots[i].node = 0;
+        t->slots[i].rec = 0;
         do {
-            j = (j + 1) & s->mask;
-            if (s->slots[j].node == 0)
+            j = (j + 1) & t->mask;
+            if (t->slots[j].rec == 0)
                 return;
-            home = s->slots[j].tag & s->mask;
-        } while (((j - home) & s->mask) < ((j - i) & s->mask));
-        s->slots[i] = s->slots[j];
+            home = t->slots[j].tag & t->mask;
+        } while (((j - home) & t->mask) < ((j - i) & t->mask));
+        t->slots[i] = t->slots[j];
         i = j;
     }
 }
 
-/* Doubles the slot array.  Returns false when out of memory (the store is
-   then unchanged). */
+/* Removes the slot of held record idx, from whichever array has it. */
+static void
+unlink_rec(struct rl_store *s, uint32_t idx)
+{
+    uint32_t tag = (uint32_t)rec_at(s, idx)->u.hash;
+    size_t i = rec_slot(&s->cur, tag, idx);
+
+    if (i != NOWHERE)
+        slot_remove(&s->cur, i);
+    else
+        slot_remove(&s->old, rec_slot(&s->old, tag, idx));
+}
+
+/*
+ * Moves at least `todo` slots of the old array, in order, into the new
+ * one, then on to the end of the cluster it is in, and frees the old
+ * array once every slot was visited.  The visits started just after an
+ * empty slot and each call ends just after one, so the old array only
+ * ever loses whole clusters: a probe there still finds what is left.
+ */
+static void
+migrate(struct rl_store *s, size_t todo)
+{
+    struct slot *o = s->old.slots;
+    size_t i = s->mig;
+    bool in_cluster = false;
+
+    while (s->mig_left > 0 && (todo > 0 || in_cluster)) {
+        in_cluster = o[i].rec != 0;
+        if (in_cluster) {
+            s->cur.slots[free_slot(&s->cur, o[i].tag)] = o[i];
+            o[i].rec = 0;
+        }
+        i = (i + 1) & s->old.mask;
+        s->mig_left--;
+        todo -= todo > 0;
+    }
+    s->mig = i;
+    if (s->mig_left == 0) {
+        free(o);
+        s->old.slots = NULL;
+        s->old.mask = 0;
+    }
+}
+
+/* Starts doubling the slot array (finishing the last doubling first, if
+   need be).  Returns false when out of memory or at 2^31 slots. */
 static bool
 grow(struct rl_store *s)
 {
-    size_t n = s->mask + 1;
-    struct slot *old = s->slots;
-    size_t i;
+    size_t n = s->cur.mask + 1;
+    struct slot *slots;
+    size_t e = 0;
 
+    if (s->old.slots != NULL)
+        migrate(s, SIZE_MAX);
     if (n >= ((size_t)1 << 31))
         return false;
-    s->slots = calloc(2 * n, sizeof(*old));
-    if (s->slots == NULL) {
-        s->slots = old;
+    slots = calloc(2 * n, sizeof(*slots));
+    if (slots == NULL)
         return false;
-    }
-    s->mask = 2 * n - 1;
-    for (i = 0; i < n; i++) {
-        if (old[i].node != 0)
-            s->slots[free_slot(s, old[i].tag)] = old[i];
-    }
-    free(old);
+    s->old = s->cur;
+    s->cur.slots = slots;
+    s->cur.mask = 2 * n - 1;
+    while (s->old.slots[e].rec != 0)
+        e++; /* there is an empty slot: the load is below 1 */
+    s->mig = (e + 1) & s->old.mask;
+    s->mig_left = n - 1;
     return true;
 }
 
-/* ---- entries ---- */
+/* ---- keys ---- */
 
-/* Removes the key of slot i from the slots and the list, releases its
-   state and frees it. */
-static void
-drop(struct rl_store *s, size_t i)
+/* Makes room in a full store: drops the key the clock hand picks (counted
+   as expired if it was, else as evicted); returns its record, for reuse. */
+static uint32_t
+evict(struct rl_store *s, int64_t now_ms)
 {
-    struct entry *e = s->nodes[s->slots[i].node].e;
+    uint32_t v = clock_victim(s);
+    struct rec *r = rec_at(s, v);
 
-    slot_remove(s, i);
-    node_free(s, e->node);
-    s->count--;
-    rl__algo_state_clear(&e->st);
-    free(e);
-}
-
-/* Makes room for one more key in a full store: drops the least recently
-   used key, counted as expired if it was, else as evicted. */
-static void
-drop_lru(struct rl_store *s, int64_t now_ms)
-{
-    struct node *n = &s->nodes[s->nodes[0].prev];
-
-    if (n->expire_at <= now_ms)
+    if (r->expire_at <= now_ms)
         s->expired++;
     else
         s->evictions++;
-    drop(s, slot_of(s, n->e));
+    unlink_rec(s, v);
+    rec_clear(r);
+    return v;
 }
 
-/* Adds a fresh (alg, key) as the most recently used key.  NULL when out of
+/* A record for a key about to be added, making room if need be.  0: out
+   of memory. */
+static uint32_t
+make_room(struct rl_store *s, int64_t now_ms)
+{
+    uint32_t i;
+
+    if (s->count >= s->max_keys)
+        return evict(s, now_ms);
+    if (s->count + 1 > (s->cur.mask + 1) / 4 * 3 && !grow(s))
+        return 0;
+    i = rec_new(s);
+    if (i != 0)
+        s->count++;
+    return i;
+}
+
+/* Adds a fresh (alg, key), its reference bit clear.  NULL when out of
    memory.  Kept out of line: the hit path stays small. */
 static __attribute__((noinline)) rl_algo_state *
 insert(struct rl_store *s, rl_algorithm alg, const char *key, size_t keylen,
        uint64_t hash, int64_t now_ms)
 {
-    struct entry *e;
-    size_t i, size;
+    char *copy = NULL;
+    struct rec *r;
+    uint32_t i;
 
     if (keylen > UINT32_MAX)
         return NULL;
-    size = offsetof(struct entry, key) + keylen;
-    e = malloc(size < sizeof(*e) ? sizeof(*e) : size);
-    if (e == NULL)
+    if (keylen > KEY_INLINE) {
+        copy = malloc(keylen);
+        if (copy == NULL)
+            return NULL;
+        memcpy(copy, key, keylen);
+    }
+    i = make_room(s, now_ms);
+    if (i == 0) {
+        free(copy);
         return NULL;
-    if (s->count >= s->max_keys)
-        drop_lru(s, now_ms);
-    else if (s->count + 1 > (s->mask + 1) / 4 * 3 && !grow(s))
-        goto out_free_entry;
-    e->node = node_new(s, e);
-    if (e->node == 0)
-        goto out_free_entry;
-    memset(&e->st, 0, sizeof(e->st));
-    e->hash = hash;
-    e->keylen = (uint32_t)keylen;
-    e->alg = (uint8_t)alg;
-    if (keylen > 0)
-        memcpy(e->key, key, keylen);
-    i = free_slot(s, (uint32_t)hash);
-    s->slots[i].tag = (uint32_t)hash;
-    s->slots[i].node = e->node;
-    s->count++;
-    return &e->st;
-
-out_free_entry:
-    free(e);
-    return NULL;
+    }
+    r = rec_at(s, i);
+    rec_init(r, hash, alg, key, keylen, copy);
+    s->cur.slots[free_slot(&s->cur, (uint32_t)hash)] =
+        (struct slot){ .tag = (uint32_t)hash, .rec = i };
+    return &r->st;
 }
 
 /* ---- the interface ---- */
@@ -500,31 +690,36 @@ struct rl_store *
 rl__store_new(int64_t max_keys)
 {
     struct rl_store *s;
+    size_t keys;
 
     if (max_keys < 1)
         return NULL;
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->slots = calloc(MIN_SLOTS, sizeof(*s->slots));
-    s->nodes = calloc(MIN_NODES, sizeof(*s->nodes));
-    if (s->slots == NULL || s->nodes == NULL)
-        goto out_free;
-    if (!random_bytes(s->seed, sizeof(s->seed)))
-        goto out_free;
-    s->hash_mask = UINT64_MAX;
-    s->mask = MIN_SLOTS - 1;
-    s->cap_nodes = MIN_NODES;
-    s->n_nodes = 1; /* node 0 is the list head, linked to itself */
-    s->cursor = 1;
     s->max_keys = (uint64_t)max_keys > MAX_KEYS_CAP ? MAX_KEYS_CAP
                                                      : (size_t)max_keys;
+    keys = s->max_keys < PRESIZE_KEYS ? s->max_keys : PRESIZE_KEYS;
+    s->cur.mask = MIN_SLOTS - 1;
+    while ((s->cur.mask + 1) / 4 * 3 < keys)
+        s->cur.mask = 2 * s->cur.mask + 1;
+    s->cur.slots = calloc(s->cur.mask + 1, sizeof(*s->cur.slots));
+    s->seg = malloc(sizeof(*s->seg));
+    s->cap_seg = 1;
+    s->seg_recs = s->max_keys < SEG_RECS ? (uint32_t)s->max_keys + 1
+                                         : SEG_RECS;
+    if (s->cur.slots == NULL || s->seg == NULL || !add_segment(s) ||
+        !random_bytes(s->seed, sizeof(s->seed)))
+        goto out_free;
+    rec_at(s, 0)->alg = ALG_FREE; /* record 0 means "none" */
+    s->hash_mask = UINT64_MAX;
+    s->n_recs = 1;
+    s->hand = 1;
+    s->cursor = 1;
     return s;
 
 out_free:
-    free(s->slots);
-    free(s->nodes);
-    free(s);
+    rl__store_free(s);
     return NULL;
 }
 
@@ -535,51 +730,96 @@ rl__store_free(struct rl_store *s)
 
     if (s == NULL)
         return;
-    for (i = 1; i < s->n_nodes; i++) {
-        if (s->nodes[i].e != NULL) {
-            rl__algo_state_clear(&s->nodes[i].e->st);
-            free(s->nodes[i].e);
-        }
+    for (i = 1; i < s->n_recs; i++) {
+        if (rec_at(s, i)->alg != ALG_FREE)
+            rec_clear(rec_at(s, i));
     }
-    free(s->slots);
-    free(s->nodes);
+    for (i = 0; i < s->n_seg; i++)
+        free(s->seg[i]);
+    free(s->seg);
+    free(s->ref);
+    free(s->cur.slots);
+    free(s->old.slots);
     free(s);
 }
 
 /*
- * The state of (alg, key) at now_ms; see rl_private.h.  The pointer stays
- * valid until the next rl__store_get, rl__store_del, rl__store_sweep or
- * rl__store_free on this store.
+ * Hashes (alg, key) and starts loading its home slot(s); returns the hash,
+ * for rl__store_prefetch_record and rl__store_get_hashed.
  */
+uint64_t
+rl__store_prefetch(struct rl_store *s, rl_algorithm alg, const char *key,
+                   size_t keylen)
+{
+    uint64_t hash = key_hash(s, alg, key, keylen);
+
+    __builtin_prefetch(&s->cur.slots[(uint32_t)hash & s->cur.mask]);
+    if (s->old.slots != NULL)
+        __builtin_prefetch(&s->old.slots[(uint32_t)hash & s->old.mask]);
+    return hash;
+}
+
+/* The record of the first slot of t's probe run from tag's home with that
+   tag, 0 when none. */
+static inline uint32_t
+first_tagged(const struct table *t, uint32_t tag)
+{
+    size_t i = tag & t->mask;
+
+    while (t->slots[i].rec != 0 && t->slots[i].tag != tag)
+        i = (i + 1) & t->mask;
+    return t->slots[i].rec;
+}
+
+/* Starts loading the record that the key of this hash most likely has
+   (read its slot: best once rl__store_prefetch's load arrived). */
+void
+rl__store_prefetch_record(struct rl_store *s, uint64_t hash)
+{
+    uint32_t i = first_tagged(&s->cur, (uint32_t)hash);
+    const struct rec *r;
+
+    if (i == 0 && s->old.slots != NULL)
+        i = first_tagged(&s->old, (uint32_t)hash);
+    if (i == 0)
+        return;
+    r = rec_at(s, i);
+    __builtin_prefetch(r, 1);
+    __builtin_prefetch(&r->keylen);
+}
+
 rl_algo_state *
 rl__store_get(struct rl_store *s, rl_algorithm alg, const char *key,
               size_t keylen, int64_t now_ms)
 {
-    uint64_t hash = key_hash(s, alg, key, keylen);
-    uint32_t tag = (uint32_t)hash;
-    size_t i = tag & s->mask;
-    uint32_t idx;
-    struct node *n;
+    return rl__store_get_hashed(s, alg, key, keylen,
+                                key_hash(s, alg, key, keylen), now_ms);
+}
 
-    for (;;) {
-        idx = s->slots[i].node;
-        if (idx == 0)
-            return insert(s, alg, key, keylen, hash, now_ms);
-        n = &s->nodes[idx];
-        if (s->slots[i].tag == tag && entry_is(n->e, hash, alg, key, keylen))
-            break;
-        i = (i + 1) & s->mask;
-    }
-    if (n->expire_at <= now_ms) {
-        rl__algo_state_clear(&n->e->st);
-        n->expire_at = EXPIRE_NEVER;
+/* rl__store_get, with the hash rl__store_prefetch gave for (alg, key). */
+rl_algo_state *
+rl__store_get_hashed(struct rl_store *s, rl_algorithm alg, const char *key,
+                     size_t keylen, uint64_t hash, int64_t now_ms)
+{
+    struct table *t;
+    size_t at;
+    uint32_t i;
+    struct rec *r;
+
+    if (s->old.slots != NULL)
+        migrate(s, MIGRATE_STEP);
+    at = find(s, hash, alg, key, keylen, &t);
+    if (at == NOWHERE)
+        return insert(s, alg, key, keylen, hash, now_ms);
+    i = t->slots[at].rec;
+    r = rec_at(s, i);
+    if (r->expire_at <= now_ms) {
+        rl__algo_state_clear(&r->st);
+        r->expire_at = EXPIRE_NEVER;
         s->expired++;
     }
-    if (s->nodes[0].next != idx) {
-        lru_unlink(s->nodes, idx);
-        lru_push_front(s->nodes, idx);
-    }
-    return &n->e->st;
+    s->ref[i / 64] |= UINT64_C(1) << (i % 64);
+    return &r->st;
 }
 
 /* st must be the pointer the last rl__store_get on s returned. */
@@ -587,57 +827,53 @@ void
 rl__store_set_expiry(struct rl_store *s, rl_algo_state *st,
                      int64_t expire_at_ms)
 {
-    struct entry *e;
+    struct rec *r = (struct rec *)((char *)st - offsetof(struct rec, st));
 
-    e = (struct entry *)((char *)st - offsetof(struct entry, st));
-    s->nodes[e->node].expire_at = expire_at_ms;
+    (void)s;
+    r->expire_at = expire_at_ms;
 }
 
 bool
 rl__store_del(struct rl_store *s, rl_algorithm alg, const char *key,
               size_t keylen)
 {
-    uint64_t hash = key_hash(s, alg, key, keylen);
-    uint32_t tag = (uint32_t)hash;
-    size_t i = tag & s->mask;
+    struct table *t;
+    size_t at = find(s, key_hash(s, alg, key, keylen), alg, key, keylen, &t);
+    uint32_t i;
 
-    for (;;) {
-        if (s->slots[i].node == 0)
-            return false;
-        if (s->slots[i].tag == tag &&
-            entry_is(s->nodes[s->slots[i].node].e, hash, alg, key, keylen))
-            break;
-        i = (i + 1) & s->mask;
-    }
-    drop(s, i);
+    if (at == NOWHERE)
+        return false;
+    i = t->slots[at].rec;
+    slot_remove(t, at);
+    rec_free(s, i);
     return true;
 }
 
 /*
  * Drops up to `budget` keys expired at now_ms, looking at no more than
- * SWEEP_SCAN_PER_DROP * budget nodes (at most all of them), from where the
- * last call stopped.  Nodes do not move, so calls that each look at k
- * nodes visit every node once per n_nodes / k calls; only the expired
- * keys' entries are read.
+ * SWEEP_SCAN_PER_DROP * budget records (at most all of them), from where
+ * the last call stopped.  Records do not move, so calls that each look at
+ * k records visit every record once per n_recs / k calls.
  */
 int64_t
 rl__store_sweep(struct rl_store *s, int64_t now_ms, int64_t budget)
 {
-    uint32_t limit = s->n_nodes - 1;
+    uint32_t limit = s->n_recs - 1;
     uint32_t seen, i = s->cursor;
     int64_t dropped = 0;
-    struct node *n;
+    struct rec *r;
 
     if (budget < 1)
         return 0;
     if ((uint64_t)budget < limit / SWEEP_SCAN_PER_DROP)
         limit = (uint32_t)budget * SWEEP_SCAN_PER_DROP;
     for (seen = 0; seen < limit && dropped < budget; seen++) {
-        if (i >= s->n_nodes)
+        if (i >= s->n_recs)
             i = 1;
-        n = &s->nodes[i];
-        if (n->e != NULL && n->expire_at <= now_ms) {
-            drop(s, slot_of(s, n->e));
+        r = rec_at(s, i);
+        if (r->expire_at <= now_ms && r->alg != ALG_FREE) {
+            unlink_rec(s, i);
+            rec_free(s, i);
             dropped++;
         }
         i++;
@@ -657,74 +893,133 @@ rl__store_stats(const struct rl_store *s, struct rl_store_stats *out)
 
 /* ---- consistency (tests) ---- */
 
-/* Whether the slot of e is in the probe run of its home, every slot from
-   the home up to it full (bounded, unlike slot_of). */
-static bool
-findable(const struct rl_store *s, const struct entry *e)
+/* The sizes of the slot arrays: the one keys go to, and the one being
+   moved into it (0: none). */
+int64_t
+rl__store_test_slots(const struct rl_store *s, int64_t *old_slots)
 {
-    size_t i = (uint32_t)e->hash & s->mask;
+    *old_slots = s->old.slots != NULL ? (int64_t)s->old.mask + 1 : 0;
+    return (int64_t)s->cur.mask + 1;
+}
+
+/* Whether t has a slot for record idx in the probe run of its home, every
+   slot from the home up to it full (bounded, unlike rec_slot). */
+static bool
+in_table(const struct table *t, uint32_t tag, uint32_t idx)
+{
+    size_t i = tag & t->mask;
     size_t k;
 
-    for (k = 0; k <= s->mask && s->slots[i].node != 0; k++) {
-        if (s->slots[i].node == e->node)
-            return s->slots[i].tag == (uint32_t)e->hash;
-        i = (i + 1) & s->mask;
+    for (k = 0; t->slots != NULL && k <= t->mask; k++) {
+        if (t->slots[i].rec == 0)
+            return false;
+        if (t->slots[i].rec == idx)
+            return t->slots[i].tag == tag;
+        i = (i + 1) & t->mask;
     }
     return false;
 }
 
-/* Whether the recency list from the head holds exactly `count` nodes,
-   each in use and linked both ways. */
 static bool
-list_ok(const struct rl_store *s)
+ref_bit(const struct rl_store *s, uint32_t i)
 {
-    uint32_t i, listed = 0;
+    return (s->ref[i / 64] >> (i % 64)) & 1;
+}
 
-    for (i = s->nodes[0].next; i != 0; i = s->nodes[i].next) {
-        if (i >= s->n_nodes || s->nodes[i].e == NULL ||
-            s->nodes[s->nodes[i].next].prev != i || listed++ > s->count)
+/* Counts the held records, each findable, and the free ones, each on the
+   free chain with its reference bit clear.  False when one is neither. */
+static bool
+records_ok(const struct rl_store *s, size_t *held, size_t *freed)
+{
+    const struct rec *r;
+    uint32_t i, tag;
+
+    *held = *freed = 0;
+    for (i = 1; i < s->n_recs; i++) {
+        r = rec_at(s, i);
+        tag = (uint32_t)r->u.hash;
+        if (r->alg != ALG_FREE &&
+            !in_table(&s->cur, tag, i) && !in_table(&s->old, tag, i))
+            return false;
+        *held += r->alg != ALG_FREE;
+    }
+    for (i = s->free_rec; i != 0 && *freed < s->n_recs;
+         i = (uint32_t)rec_at(s, i)->u.next_free) {
+        r = rec_at(s, i);
+        if (i >= s->n_recs || r->alg != ALG_FREE || ref_bit(s, i) ||
+            r->expire_at != EXPIRE_NEVER)
+            return false;
+        (*freed)++;
+    }
+    for (i = s->n_recs; i < (uint64_t)s->n_seg * s->seg_recs; i++) {
+        if (ref_bit(s, i))
             return false;
     }
-    return listed == s->count && s->nodes[s->nodes[0].next].prev == 0;
+    return !ref_bit(s, 0) && s->hand >= 1 && s->hand <= s->n_recs;
+}
+
+/* The slots of t in use, each referring to a held record under its tag;
+   *longest: the longest probe distance so far.  SIZE_MAX: a bad slot. */
+static size_t
+slots_held(const struct rl_store *s, const struct table *t, size_t *longest)
+{
+    size_t i, held = 0, dist;
+    const struct rec *r;
+
+    for (i = 0; t->slots != NULL && i <= t->mask; i++) {
+        if (t->slots[i].rec == 0)
+            continue;
+        if (t->slots[i].rec >= s->n_recs)
+            return SIZE_MAX;
+        r = rec_at(s, t->slots[i].rec);
+        if (r->alg == ALG_FREE || t->slots[i].tag != (uint32_t)r->u.hash)
+            return SIZE_MAX;
+        held++;
+        dist = (i - t->slots[i].tag) & t->mask;
+        if (dist > *longest)
+            *longest = dist;
+    }
+    return held;
+}
+
+/* While the slot array doubles: the old slots visited are empty, and the
+   new array has room for what is left to move. */
+static bool
+migration_ok(const struct rl_store *s)
+{
+    size_t visited, k;
+
+    if (s->old.slots == NULL)
+        return s->mig_left == 0;
+    visited = s->old.mask - s->mig_left;
+    for (k = 1; k <= visited + 1; k++) {
+        if (s->old.slots[(s->mig - k) & s->old.mask].rec != 0)
+            return false;
+    }
+    return s->old.mask + 1 == (s->cur.mask + 1) / 2;
 }
 
 /*
- * Checks the invariants: the list, every used node's entry findable from
- * its home slot under its tag, one slot per key, free nodes on the free
- * chain, the load and the bound.  Returns the longest probe distance, or
- * -1 when something does not hold.
+ * Checks the invariants: every held record findable from its home slot
+ * under its tag in one of the slot arrays, one slot per key, free records
+ * on the free chain, the reference bits, the doubling, the load and the
+ * bound.  Returns the longest probe distance, or -1 when something does
+ * not hold.
  */
 int64_t
 rl__store_verify(const struct rl_store *s)
 {
-    size_t i, used = 0, held = 0, freed = 0, dist, longest = 0;
-    const struct entry *e;
+    size_t held, freed, in_cur, in_old, longest = 0;
 
-    if (!list_ok(s))
+    if (!records_ok(s, &held, &freed) || !migration_ok(s))
         return -1;
-    for (i = 1; i < s->n_nodes; i++) {
-        e = s->nodes[i].e;
-        if (e != NULL && (e->node != i || !findable(s, e)))
-            return -1;
-        used += e != NULL;
-    }
-    for (i = s->free_node; i != 0 && freed <= s->n_nodes;
-         i = s->nodes[i].next) {
-        if (s->nodes[i].e != NULL)
-            return -1;
-        freed++;
-    }
-    for (i = 0; i <= s->mask; i++) {
-        if (s->slots[i].node == 0)
-            continue;
-        held++;
-        dist = (i - s->slots[i].tag) & s->mask;
-        if (dist > longest)
-            longest = dist;
-    }
-    if (used != s->count || held != s->count ||
-        used + freed + 1 != s->n_nodes || s->count > s->max_keys ||
-        s->count > (s->mask + 1) / 4 * 3)
+    in_cur = slots_held(s, &s->cur, &longest);
+    in_old = slots_held(s, &s->old, &longest);
+    if (in_cur == SIZE_MAX || in_old == SIZE_MAX)
+        return -1;
+    if (held != s->count || in_cur + in_old != s->count ||
+        held + freed + 1 != s->n_recs || s->count > s->max_keys ||
+        s->count > (s->cur.mask + 1) / 4 * 3)
         return -1;
     return (int64_t)longest;
 }

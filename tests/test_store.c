@@ -1,12 +1,14 @@
 /*
  * test_store.c: the local store (src/store.c) on its own, at explicit
- * times: identity of keys, expiry to the millisecond, exact LRU eviction,
- * delete, the incremental sweep and its budget, the statistics, release of
- * the sliding log on every way out, 100,000 keys, and the keyed hash
- * (against OpenSSL's SipHash-1-3 and for its spread).  Hashes forced to
- * collide (a test hook) show that keys are told apart by algorithm, length
- * and bytes, not by hash.  A random sequence of operations is also played
- * against a plain model of the store.
+ * times: identity of keys, expiry to the millisecond, CLOCK eviction (which
+ * key goes, exactly), delete, the incremental sweep and its budget, the
+ * statistics, release of the sliding log and of long keys on every way
+ * out, the slot array presized then doubling incrementally, the prefetch
+ * calls, 100,000 keys, and the keyed hash (against OpenSSL's SipHash-1-3
+ * and for its spread).  Hashes forced to collide (a test hook) show that
+ * keys are told apart by algorithm, length and bytes, not by hash.  A
+ * random sequence of operations is also played against a plain model of
+ * the store: a list of keys, a clock hand over their positions.
  *
  * Under AddressSanitizer the sliding-log tests ask LeakSanitizer directly,
  * so that a state dropped without rl__algo_state_clear fails the test.
@@ -32,15 +34,6 @@
 #endif
 
 #include "rl_private.h"
-
-/* The test hooks of store.c (declared there too). */
-uint64_t rl__siphash13(uint64_t k0, uint64_t k1, const void *data,
-                       size_t len);
-uint64_t rl__store_hash(const struct rl_store *s, rl_algorithm alg,
-                        const void *key, size_t keylen);
-int64_t rl__store_verify(const struct rl_store *s);
-void rl__store_test_hash(struct rl_store *s, uint64_t k0, uint64_t k1,
-                         uint64_t mask);
 
 #define NEVER INT64_MAX
 #define N_ALG (RL_GCRA + 1)
@@ -371,9 +364,21 @@ START_TEST(test_expiry_exact)
 }
 END_TEST
 
-/* ---- LRU eviction ---- */
+/* ---- CLOCK eviction ---- */
 
-START_TEST(test_lru_eviction_exact)
+/* Whether key is held, without touching it (del of an absent key is a
+   no-op; a held key is put back with its marker, as a fresh key). */
+static bool
+absent(struct rl_store *s, rl_algorithm alg, const char *key)
+{
+    return !del_s(s, alg, key);
+}
+
+/*
+ * With no gets but the ones that add keys, keys leave in the order they
+ * were added: the hand sweeps the records in order and no bit is set.
+ */
+START_TEST(test_clock_insertion_order)
 {
     struct rl_store *s = new_store(100);
     rl_algo_state *st;
@@ -385,24 +390,28 @@ START_TEST(test_lru_eviction_exact)
         st = get_s(s, RL_TOKEN_BUCKET, k, i);
         ck_assert(is_fresh(st));
         st->v[0] = i + 1;
+        assert_stats(s, i < 100 ? i + 1 : 100, i < 100 ? 0 : i - 99, 0);
     }
-    assert_stats(s, 100, 10, 0);
     for (i = 0; i < 10; i++) {
         key_n(k, sizeof(k), i);
-        ck_assert_msg(!del_s(s, RL_TOKEN_BUCKET, k), "%s not evicted", k);
+        ck_assert_msg(absent(s, RL_TOKEN_BUCKET, k), "%s not evicted", k);
     }
-    /* The 100 newest are all there, oldest first (which refreshes them in
-       that order). */
+    /* The 100 newest are all there; getting them sets every bit. */
     for (i = 10; i < 110; i++) {
         key_n(k, sizeof(k), i);
-        st = get_s(s, RL_TOKEN_BUCKET, k, 200);
-        ck_assert_int_eq(st->v[0], i + 1);
+        ck_assert_int_eq(get_s(s, RL_TOKEN_BUCKET, k, 200)->v[0], i + 1);
     }
     assert_stats(s, 100, 10, 0);
+    /* Every key was got since the hand last passed: it clears all 100
+       bits in one turn and evicts where it stands, user:10 (records 1-10
+       were reused by user:100-109), then user:11 next to it. */
     get_s(s, RL_TOKEN_BUCKET, "new", 300);
     assert_stats(s, 100, 11, 0);
-    ck_assert(!del_s(s, RL_TOKEN_BUCKET, "user:10"));
-    ck_assert(del_s(s, RL_TOKEN_BUCKET, "user:11"));
+    ck_assert(absent(s, RL_TOKEN_BUCKET, "user:10"));
+    get_s(s, RL_TOKEN_BUCKET, "new2", 300);
+    assert_stats(s, 100, 12, 0);
+    ck_assert(absent(s, RL_TOKEN_BUCKET, "user:11"));
+    ck_assert(del_s(s, RL_TOKEN_BUCKET, "user:12"));
     rl__store_free(s);
 }
 END_TEST
@@ -417,7 +426,7 @@ START_TEST(test_touch_protects)
     ck_assert_int_eq(get_s(s, RL_GCRA, "a", 1)->v[0], 1);
     get_s(s, RL_GCRA, "d", 2)->v[0] = 4;
     assert_stats(s, 3, 1, 0);
-    ck_assert(!del_s(s, RL_GCRA, "b"));
+    ck_assert(absent(s, RL_GCRA, "b"));
     ck_assert_int_eq(get_s(s, RL_GCRA, "a", 3)->v[0], 1);
     ck_assert_int_eq(get_s(s, RL_GCRA, "c", 3)->v[0], 3);
     ck_assert_int_eq(get_s(s, RL_GCRA, "d", 3)->v[0], 4);
@@ -426,7 +435,83 @@ START_TEST(test_touch_protects)
 }
 END_TEST
 
-START_TEST(test_full_drops_expired_lru_as_expired)
+/*
+ * A key got since the hand last passed survives that pass, and only that
+ * one: the pass clears its bit.  Records 1..8 hold k0..k7, and k1, k3, k4
+ * are got.  Each new key n<j> takes the record of the key it evicts.
+ */
+START_TEST(test_clock_second_chance)
+{
+    static const char *const gone[] = { "k0", "k2", "k5", "k6", "k7", "n0" };
+    static const char *const kept[] = { "k3", "k4", "n1", "n2", "n3", "n4",
+                                        "n5" };
+    struct rl_store *s = new_store(8);
+    char k[8];
+    size_t i;
+
+    for (i = 0; i < 8; i++) {
+        snprintf(k, sizeof(k), "k%zu", i);
+        get_s(s, RL_FIXED_WINDOW, k, 0)->v[0] = (int64_t)i + 1;
+    }
+    get_s(s, RL_FIXED_WINDOW, "k1", 0);
+    get_s(s, RL_FIXED_WINDOW, "k3", 0);
+    get_s(s, RL_FIXED_WINDOW, "k4", 0);
+    /* n0 evicts k0; n1 passes k1, evicts k2; n2 passes k3 and k4, evicts
+       k5; n3 and n4 evict k6 and k7; the hand wraps: n5 evicts n0, never
+       got since it was added. */
+    for (i = 0; i < 6; i++) {
+        snprintf(k, sizeof(k), "n%zu", i);
+        get_s(s, RL_FIXED_WINDOW, k, 0)->v[0] = 100 + (int64_t)i;
+    }
+    assert_stats(s, 8, 6, 0);
+    for (i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+        ck_assert_msg(absent(s, RL_FIXED_WINDOW, gone[i]), "%s", gone[i]);
+    /* The pass cleared k1's bit: the next key evicts it. */
+    get_s(s, RL_FIXED_WINDOW, "n6", 0);
+    assert_stats(s, 8, 7, 0);
+    ck_assert(absent(s, RL_FIXED_WINDOW, "k1"));
+    for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        ck_assert_int_eq(get_s(s, RL_FIXED_WINDOW, kept[i], 0)->v[0],
+                         kept[i][0] == 'k' ? kept[i][1] - '0' + 1
+                                           : 100 + kept[i][1] - '0');
+    }
+    assert_stats(s, 8, 7, 0);
+    rl__store_free(s);
+}
+END_TEST
+
+/* More keys than a bitmap word, every one got: one new key clears every
+   bit, around, and evicts the key where the hand started. */
+START_TEST(test_clock_full_turn)
+{
+    struct rl_store *s = new_store(200);
+    char k[32];
+    int i;
+
+    for (i = 0; i < 200; i++) {
+        key_n(k, sizeof(k), i);
+        get_s(s, RL_GCRA, k, 0)->v[0] = i + 1;
+    }
+    for (i = 199; i >= 0; i--) {
+        key_n(k, sizeof(k), i);
+        get_s(s, RL_GCRA, k, 0);
+    }
+    get_s(s, RL_GCRA, "x", 0);
+    assert_stats(s, 200, 1, 0);
+    ck_assert(absent(s, RL_GCRA, "user:0"));
+    get_s(s, RL_GCRA, "y", 0);
+    assert_stats(s, 200, 2, 0);
+    ck_assert(absent(s, RL_GCRA, "user:1"));
+    for (i = 2; i < 200; i++) {
+        key_n(k, sizeof(k), i);
+        FAST_EQ(get_s(s, RL_GCRA, k, 0)->v[0], i + 1);
+    }
+    assert_stats(s, 200, 2, 0);
+    rl__store_free(s);
+}
+END_TEST
+
+START_TEST(test_full_drops_expired_victim_as_expired)
 {
     struct rl_store *s = new_store(2);
     rl_algo_state *st;
@@ -436,10 +521,10 @@ START_TEST(test_full_drops_expired_lru_as_expired)
     get_s(s, RL_SLIDING_WINDOW, "b", 0);
     get_s(s, RL_SLIDING_WINDOW, "c", 100);
     assert_stats(s, 2, 0, 1);
-    ck_assert(!del_s(s, RL_SLIDING_WINDOW, "a"));
+    ck_assert(absent(s, RL_SLIDING_WINDOW, "a"));
     get_s(s, RL_SLIDING_WINDOW, "a", 100);
     assert_stats(s, 2, 1, 1);
-    ck_assert(!del_s(s, RL_SLIDING_WINDOW, "b"));
+    ck_assert(absent(s, RL_SLIDING_WINDOW, "b"));
     rl__store_free(s);
 }
 END_TEST
@@ -606,13 +691,24 @@ START_TEST(test_stats_exact)
     assert_stats(s, 3, 2, 3);
     ck_assert(del_s(s, RL_SLIDING_WINDOW, "user:5"));
     assert_stats(s, 2, 2, 3);
+    /* Records 1-5 held user:5, 6, 2, 3, 4; x, y and z refill the holes,
+       the last freed first: records 1 (user:5), 5 and 4 (the sweep's). */
     get_s(s, RL_SLIDING_WINDOW, "x", 104);
     get_s(s, RL_SLIDING_WINDOW, "y", 104);
     get_s(s, RL_SLIDING_WINDOW, "z", 104);
     assert_stats(s, 5, 2, 3);
-    get_s(s, RL_SLIDING_WINDOW, "w", 104);          /* evicts user:6 */
+    /* The hand, at record 3 since user:6 was added, passes user:2 (got at
+       102) and evicts z, never got since it was added; then y. */
+    get_s(s, RL_SLIDING_WINDOW, "w", 104);
     assert_stats(s, 5, 3, 3);
-    ck_assert(!del_s(s, RL_SLIDING_WINDOW, "user:6"));
+    ck_assert(absent(s, RL_SLIDING_WINDOW, "z"));
+    get_s(s, RL_SLIDING_WINDOW, "v", 104);
+    assert_stats(s, 5, 4, 3);
+    ck_assert(absent(s, RL_SLIDING_WINDOW, "y"));
+    ck_assert(del_s(s, RL_SLIDING_WINDOW, "user:6"));
+    ck_assert(del_s(s, RL_SLIDING_WINDOW, "user:2"));
+    ck_assert(del_s(s, RL_SLIDING_WINDOW, "x"));
+    assert_stats(s, 2, 4, 3);
     rl__store_free(s);
 }
 END_TEST
@@ -729,6 +825,221 @@ START_TEST(test_100k_keys)
     ck_assert_int_lt(rl__store_verify(s), 64);
     assert_stats(s, N, 0, 0);
     rl__store_free(s);
+}
+END_TEST
+
+/* ---- the slot array: presized, then doubling a bit per get ---- */
+
+static int64_t
+slots_of(const struct rl_store *s, int64_t *old)
+{
+    return rl__store_test_slots(s, old);
+}
+
+START_TEST(test_presized)
+{
+    struct rl_store *s;
+    int64_t old;
+
+    /* Room for max_keys at a load of 3/4, up to 65,536 keys. */
+    s = new_store(1);
+    ck_assert_int_eq(slots_of(s, &old), 16);
+    rl__store_free(s);
+    s = new_store(1000);
+    ck_assert_int_eq(slots_of(s, &old), 2048);
+    rl__store_free(s);
+    s = new_store(49152);
+    ck_assert_int_eq(slots_of(s, &old), 65536);
+    rl__store_free(s);
+    s = new_store(49153);
+    ck_assert_int_eq(slots_of(s, &old), 131072);
+    rl__store_free(s);
+    s = new_store(INT64_MAX);
+    ck_assert_int_eq(slots_of(s, &old), 131072);
+    ck_assert_int_eq(old, 0);
+    rl__store_free(s);
+}
+END_TEST
+
+enum { G_FULL = 98304 }; /* keys 131,072 slots hold at a load of 3/4 */
+
+/* Adds user:from .. user:to-1, each with v[0] = its number + 1. */
+static void
+add_range(struct rl_store *s, int from, int to, int64_t now)
+{
+    char k[32];
+    int i;
+
+    for (i = from; i < to; i++) {
+        key_n(k, sizeof(k), i);
+        get_s(s, RL_SLIDING_WINDOW, k, now)->v[0] = i + 1;
+    }
+}
+
+/* Whether the slot array is doubling (old slots left to move). */
+static bool
+doubling(const struct rl_store *s)
+{
+    int64_t old;
+
+    return rl__store_test_slots(s, &old) == 262144 && old == 131072;
+}
+
+/* After test_grows_incrementally: every key it did not drop is there,
+   with its value. */
+static void
+check_survivors(struct rl_store *s)
+{
+    char k[32];
+    int i;
+
+    for (i = 21; i < G_FULL + 1030; i++) {
+        key_n(k, sizeof(k), i);
+        if ((i < 50001 || i >= 51000 || i % 2 == 0) &&
+            (i < G_FULL - 1000 || i >= G_FULL || (G_FULL - 1 - i) % 2 == 1))
+            FAST_EQ(get_s(s, RL_SLIDING_WINDOW, k, 20)->v[0], i + 1);
+    }
+}
+
+/*
+ * The first key beyond what the presized array holds starts the doubling;
+ * while it lasts, keys in either array are found, deleted, swept and
+ * evicted.  Each get moves 16 old slots or more (whole clusters), so
+ * 8,192 gets move all 131,072.  A fixed hash secret makes the clusters,
+ * hence how far the move is at each step, the same every run.
+ */
+START_TEST(test_grows_incrementally)
+{
+    struct rl_store *s = new_store(G_FULL + 10);
+    int64_t old, gets = 0;
+    char k[32];
+    int i;
+
+    rl__store_test_hash(s, 0x0123456789abcdefULL, 0xfedcba9876543210ULL,
+                        UINT64_MAX);
+    add_range(s, 0, G_FULL, 0);
+    for (i = 0; i < 1000; i += 2) {
+        key_n(k, sizeof(k), G_FULL - 1 - i);
+        rl__store_set_expiry(s, get_s(s, RL_SLIDING_WINDOW, k, 0), 5);
+    }
+    ck_assert_int_eq(slots_of(s, &old), 131072);
+    ck_assert_int_eq(old, 0);
+    add_range(s, G_FULL, G_FULL + 1, 0);
+    ck_assert(doubling(s));
+    ck_assert_int_ge(rl__store_verify(s), 0);
+    for (i = 50001; i < 51000; i += 2) {
+        key_n(k, sizeof(k), i);
+        ck_assert(del_s(s, RL_SLIDING_WINDOW, k));
+    }
+    ck_assert_int_eq(rl__store_sweep(s, 5, INT64_MAX), 500);
+    assert_stats(s, G_FULL + 1 - 1000, 0, 500);
+    for (i = 0; i < 2000; i++, gets++) {
+        key_n(k, sizeof(k), i * 24);
+        FAST_EQ(get_s(s, RL_SLIDING_WINDOW, k, 0)->v[0], i * 24 + 1);
+    }
+    ck_assert(doubling(s));
+    ck_assert_int_ge(rl__store_verify(s), 0);
+    /* 1,000 keys refill the holes, 9 more fill the store, 20 more evict
+       user:1 to user:20 (the hand passes user:0, got above). */
+    add_range(s, G_FULL + 1, G_FULL + 1030, 10);
+    gets += 1029;
+    assert_stats(s, G_FULL + 10, 20, 500);
+    ck_assert(doubling(s));
+    for (i = 1; i <= 20; i++) {
+        key_n(k, sizeof(k), i);
+        ck_assert(absent(s, RL_SLIDING_WINDOW, k));
+    }
+    ck_assert_int_ge(rl__store_verify(s), 0);
+    for (; gets < 8192; gets++)
+        get_s(s, RL_SLIDING_WINDOW, "user:0", 20);
+    ck_assert_int_eq(slots_of(s, &old), 262144);
+    ck_assert_int_eq(old, 0);
+    ck_assert_int_ge(rl__store_verify(s), 0);
+    check_survivors(s);
+    assert_stats(s, G_FULL + 10, 20, 500);
+    rl__store_free(s);
+}
+END_TEST
+
+/* ---- prefetching ---- */
+
+START_TEST(test_prefetch)
+{
+    struct rl_store *s = new_store(G_FULL + 1);
+    rl_algo_state *st;
+    uint64_t h;
+    char k[32];
+    int i, n;
+
+    add_range(s, 0, G_FULL + 1, 0);
+    ck_assert(doubling(s));
+    /* Prefetching changes nothing. */
+    for (i = 0; i < 1000; i++) {
+        key_n(k, sizeof(k), i * 3);
+        h = rl__store_prefetch(s, RL_SLIDING_WINDOW, k, strlen(k));
+        rl__store_prefetch_record(s, h);
+        rl__store_prefetch_record(s, h * 3);
+    }
+    assert_stats(s, G_FULL + 1, 0, 0);
+    ck_assert(doubling(s));
+    /* Its hash is the store's, and a get with it is a get: for held keys
+       (either array) and new ones, which evict user:0, user:1, ... but
+       for the odd multiples of 7, got before the hand reaches them. */
+    for (i = 0; i < 2000; i++) {
+        if (i % 2)
+            key_n(k, sizeof(k), i * 7);
+        else
+            snprintf(k, sizeof(k), "new:%d", i);
+        h = rl__store_prefetch(s, RL_SLIDING_WINDOW, k, strlen(k));
+        FAST_TRUE(h == rl__store_hash(s, RL_SLIDING_WINDOW, k, strlen(k)));
+        rl__store_prefetch_record(s, h);
+        st = rl__store_get_hashed(s, RL_SLIDING_WINDOW, k, strlen(k), h, 0);
+        FAST_EQ(st->v[0], i % 2 ? i * 7 + 1 : 0);
+        FAST_TRUE(st == get_s(s, RL_SLIDING_WINDOW, k, 0));
+    }
+    assert_stats(s, G_FULL + 1, 1000, 0);
+    for (i = 0, n = 0; n <= 1000; i++) {
+        key_n(k, sizeof(k), i);
+        if (i % 7 == 0 && i / 7 % 2 == 1) {
+            FAST_TRUE(!absent(s, RL_SLIDING_WINDOW, k));
+        } else {
+            FAST_EQ(absent(s, RL_SLIDING_WINDOW, k), n < 1000);
+            n++;
+        }
+    }
+    rl__store_free(s);
+}
+END_TEST
+
+/* ---- long keys (a malloc'd copy) ---- */
+
+START_TEST(test_long_keys_freed)
+{
+    static char key[4][RL_KEY_MAX];
+    static const size_t lens[] = { 56, 57, 200, RL_KEY_MAX };
+    struct rl_store *s = new_store(2);
+    size_t i;
+
+    for (i = 0; i < 4; i++)
+        memset(key[i], 'a' + (int)i, sizeof(key[i]));
+    /* Evicted: a full store of 2 sees 4 keys. */
+    for (i = 0; i < 4; i++)
+        rl__store_get(s, RL_GCRA, key[i], lens[i], 0)->v[0] = (int64_t)i + 1;
+    assert_stats(s, 2, 2, 0);
+    ck_assert_int_eq(rl__store_get(s, RL_GCRA, key[3], lens[3], 0)->v[0], 4);
+    ck_assert_int_eq(rl__store_get(s, RL_GCRA, key[2], lens[2], 0)->v[0], 3);
+    /* A shorter prefix is another key. */
+    ck_assert(!rl__store_del(s, RL_GCRA, key[3], lens[3] - 1));
+    assert_no_leak();
+    /* Deleted, swept, and freed with the store. */
+    ck_assert(rl__store_del(s, RL_GCRA, key[3], lens[3]));
+    rl__store_set_expiry(s, rl__store_get(s, RL_GCRA, key[2], lens[2], 0), 1);
+    ck_assert_int_eq(rl__store_sweep(s, 1, 10), 1);
+    assert_stats(s, 0, 2, 1);
+    assert_no_leak();
+    rl__store_get(s, RL_GCRA, key[1], lens[1], 0);
+    rl__store_free(s);
+    assert_no_leak();
 }
 END_TEST
 
@@ -875,16 +1186,26 @@ END_TEST
 
 /* ---- against a model ---- */
 
-#define M_KEYS 300
-#define M_MAX 64
+/*
+ * The model holds at most `max` of M_KEYS key ids in plain arrays: the
+ * key at each record position, a reference flag per position, a stack of
+ * free positions (the last freed is reused first), a clock hand and a
+ * sweep cursor over the positions, moved as store.c's file head says.
+ */
+#define M_KEYS 400
+#define M_RECS 256 /* positions, >= max + 1 */
 
 struct model {
+    int max;
     bool present[M_KEYS];
+    int pos[M_KEYS];
     int64_t marker[M_KEYS];
     int64_t expire[M_KEYS];
-    uint64_t used[M_KEYS];
+    int at[M_RECS];          /* the key id at each position, -1: free */
+    bool ref[M_RECS];
+    int free_pos[M_RECS];
+    int n_free, n_recs, hand, cursor;
     int64_t keys, evictions, expired;
-    uint64_t tick;
 };
 
 /* Key id i is the name "m<i/2>" under one of two algorithms. */
@@ -901,20 +1222,49 @@ m_name(char *buf, size_t size, int i)
 }
 
 static void
+m_init(struct model *m, int max)
+{
+    memset(m, 0, sizeof(*m));
+    memset(m->at, -1, sizeof(m->at));
+    m->max = max;
+    m->n_recs = m->hand = m->cursor = 1;
+}
+
+static void
+m_release(struct model *m, int r)
+{
+    m->present[m->at[r]] = false;
+    m->at[r] = -1;
+    m->ref[r] = false;
+    m->free_pos[m->n_free++] = r;
+    m->keys--;
+}
+
+/* The position of a key about to be added; a full store evicts the first
+   key from the hand on whose flag is clear, clearing those it passes. */
+static int
 m_make_room(struct model *m, int64_t now)
 {
-    int i, lru = -1;
+    int r;
 
-    for (i = 0; i < M_KEYS; i++) {
-        if (m->present[i] && (lru < 0 || m->used[i] < m->used[lru]))
-            lru = i;
+    if (m->keys < m->max) {
+        m->keys++;
+        return m->n_free > 0 ? m->free_pos[--m->n_free] : m->n_recs++;
     }
-    if (m->expire[lru] <= now)
+    for (;;) {
+        if (m->hand >= m->n_recs)
+            m->hand = 1;
+        r = m->hand++;
+        if (!m->ref[r])
+            break;
+        m->ref[r] = false;
+    }
+    if (m->expire[m->at[r]] <= now)
         m->expired++;
     else
         m->evictions++;
-    m->present[lru] = false;
-    m->keys--;
+    m->present[m->at[r]] = false;
+    return r;
 }
 
 static void
@@ -924,19 +1274,20 @@ m_get(struct model *m, struct rl_store *s, int i, int64_t now, uint64_t *x)
     char k[32];
 
     m_name(k, sizeof(k), i);
-    if (m->present[i] && m->expire[i] <= now) {
-        m->expired++;
-        m->marker[i] = 0;
-        m->expire[i] = NEVER;
-    } else if (!m->present[i]) {
-        if (m->keys == M_MAX)
-            m_make_room(m, now);
+    if (m->present[i]) {
+        m->ref[m->pos[i]] = true;
+        if (m->expire[i] <= now) {
+            m->expired++;
+            m->marker[i] = 0;
+            m->expire[i] = NEVER;
+        }
+    } else {
+        m->pos[i] = m_make_room(m, now);
+        m->at[m->pos[i]] = i;
         m->present[i] = true;
-        m->keys++;
         m->marker[i] = 0;
         m->expire[i] = NEVER;
     }
-    m->used[i] = ++m->tick;
     st = get_s(s, m_alg(i), k, now);
     FAST_EQ(st->v[0], m->marker[i]);
     m->marker[i] = (int64_t)(rnd(x) >> 2) + 1;
@@ -947,56 +1298,78 @@ m_get(struct model *m, struct rl_store *s, int i, int64_t now, uint64_t *x)
     }
 }
 
+/* The sweep: from the cursor, at most 32 positions per key the budget
+   lets it drop. */
 static int64_t
-m_sweep_all(struct model *m, int64_t now)
+m_sweep(struct model *m, int64_t now, int64_t budget)
 {
-    int64_t n = 0;
-    int i;
+    int64_t limit = m->n_recs - 1, seen, n = 0;
 
-    for (i = 0; i < M_KEYS; i++) {
-        if (m->present[i] && m->expire[i] <= now) {
-            m->present[i] = false;
-            m->keys--;
+    if (budget < 1)
+        return 0;
+    if (budget < limit / 32)
+        limit = budget * 32;
+    for (seen = 0; seen < limit && n < budget; seen++) {
+        if (m->cursor >= m->n_recs)
+            m->cursor = 1;
+        if (m->at[m->cursor] >= 0 && m->expire[m->at[m->cursor]] <= now) {
+            m_release(m, m->cursor);
             n++;
         }
+        m->cursor++;
     }
     m->expired += n;
     return n;
 }
 
-START_TEST(test_against_model)
+static void
+m_del(struct model *m, struct rl_store *s, int i)
+{
+    char k[32];
+
+    m_name(k, sizeof(k), i);
+    FAST_EQ(del_s(s, m_alg(i), k), m->present[i]);
+    if (m->present[i])
+        m_release(m, m->pos[i]);
+}
+
+/* A random sequence of gets, deletions and sweeps over `nkeys` key ids,
+   on a store of `max` keys, checked step by step against the model. */
+static void
+against_model(int max, int nkeys, uint64_t x)
 {
     static struct model m;
-    struct rl_store *s = new_store(M_MAX);
-    uint64_t x = 0x2545f4914f6cdd1dULL;
-    int64_t now = 0, n1, n2, budget;
-    char k[32];
+    struct rl_store *s = new_store(max);
+    int64_t now = 0, budget;
     int step, i, op;
 
-    memset(&m, 0, sizeof(m));
+    m_init(&m, max);
     for (step = 0; step < 50000; step++) {
         now += (int64_t)(rnd(&x) % 3);
-        i = (int)(rnd(&x) % M_KEYS);
+        i = (int)(rnd(&x) % (uint64_t)nkeys);
         op = (int)(rnd(&x) % 100);
         if (op < 80) {
             m_get(&m, s, i, now, &x);
         } else if (op < 92) {
-            m_name(k, sizeof(k), i);
-            FAST_EQ(del_s(s, m_alg(i), k), m.present[i]);
-            m.keys -= m.present[i];
-            m.present[i] = false;
+            m_del(&m, s, i);
         } else {
             budget = (int64_t)(rnd(&x) % 4);
-            n1 = rl__store_sweep(s, now, budget);
-            FAST_TRUE(n1 <= budget);
-            n2 = rl__store_sweep(s, now, INT64_MAX);
-            FAST_EQ(n1 + n2, m_sweep_all(&m, now));
+            FAST_EQ(rl__store_sweep(s, now, budget), m_sweep(&m, now, budget));
+            if (rnd(&x) % 2)
+                FAST_EQ(rl__store_sweep(s, now, INT64_MAX),
+                        m_sweep(&m, now, INT64_MAX));
         }
         assert_stats(s, m.keys, m.evictions, m.expired);
     }
     ck_assert_int_gt(m.evictions, 100);
     ck_assert_int_gt(m.expired, 100);
     rl__store_free(s);
+}
+
+START_TEST(test_against_model)
+{
+    against_model(64, 300, 0x2545f4914f6cdd1dULL);
+    against_model(150, 400, 0x9e3779b97f4a7c15ULL);
 }
 END_TEST
 
@@ -1016,9 +1389,11 @@ store_suite(void)
     tcase_add_test(tc, test_all_hashes_equal);
     tcase_add_test(tc, test_few_hashes);
     tcase_add_test(tc, test_expiry_exact);
-    tcase_add_test(tc, test_lru_eviction_exact);
+    tcase_add_test(tc, test_clock_insertion_order);
     tcase_add_test(tc, test_touch_protects);
-    tcase_add_test(tc, test_full_drops_expired_lru_as_expired);
+    tcase_add_test(tc, test_clock_second_chance);
+    tcase_add_test(tc, test_clock_full_turn);
+    tcase_add_test(tc, test_full_drops_expired_victim_as_expired);
     tcase_add_test(tc, test_del);
     tcase_add_test(tc, test_sweep_only_expired);
     tcase_add_test(tc, test_sweep_budget_exact);
@@ -1029,6 +1404,10 @@ store_suite(void)
     tcase_add_test(tc, test_log_freed_on_sweep);
     tcase_add_test(tc, test_log_freed_on_del_and_free);
     tcase_add_test(tc, test_100k_keys);
+    tcase_add_test(tc, test_presized);
+    tcase_add_test(tc, test_grows_incrementally);
+    tcase_add_test(tc, test_prefetch);
+    tcase_add_test(tc, test_long_keys_freed);
     tcase_add_test(tc, test_hash_is_siphash13);
     tcase_add_test(tc, test_hash_distribution);
     tcase_add_test(tc, test_against_model);
