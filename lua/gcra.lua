@@ -1,0 +1,213 @@
+--[[
+gcra.lua: the generic cell rate algorithm, run in Redis.  The twin of
+src/algo_gcra.c: both follow docs/algorithms.md (section 6) to the unit,
+and tests/test_diff_lua_c.c holds them together.
+
+Call (src/pipeline.c, format_checks):
+  EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ...
+  KEYS[i]    the Redis key of check i (src/keys.c).  A key may come more
+             than once: checks are decided in order, each one seeing the
+             state the previous ones left.
+  ARGV[1]    now in ms, or '' to use Redis TIME (read once per run)
+  ARGV[2]    ms added to every key's expiry
+  ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
+             already validated by the caller (docs/algorithms.md, 1)
+Returns 4n integers, per check in order: allowed (1/0), remaining,
+reset_ms, retry_after_ms.  Unlike the other algorithms, GCRA can
+give a reset_ms or retry_after_ms beyond twice the check's window: TAT is
+kept across a change of limit, and read from an earlier now when the
+clock steps back.
+
+Storage: one string per key, "v0:v1:max" in decimal (string.format
+'%d'): the theoretical arrival time TAT = v0 + v1 / max ms, and the max
+that wrote it (the unit of v1; the spec's st.w is never read, so it is
+not stored).  No key is the fresh state.
+
+Cost per check, about one redis.call: the keys are read with one MGET; a
+key that comes again is decided on the state kept in Lua, and written
+once, after its last check, by SET ... PX (expire_at - now +
+ttl_buffer_ms).  With Redis TIME, a key whose checks all left its state
+as it was is not written at all: its value is the same, and so is its
+expiry (expire_at is a function of the state).
+]]
+
+local call = redis.call
+local tonumber = tonumber
+local floor = math.floor
+local match = string.match
+local format = string.format
+
+-- floor(x / c) and x mod c, exact for 0 <= x, 1 <= c, x + c < 2^53:
+-- x / c is rounded, so its floor can be one too large (section 2).
+local function divmod(x, c)
+    local q = floor(x / c)
+    local r = x - q * c
+    if r < 0 then
+        q = q - 1
+        r = r + c
+    elseif r >= c then
+        q = q + 1
+        r = r - c
+    end
+    return q, r
+end
+
+-- floor(a * b / c) and the remainder, exact for 0 <= a < 2^30,
+-- 0 <= b, c < 2^37, c >= 1: a is split in 15-bit halves so that no
+-- product reaches 2^53 (section 2).
+local function muldiv(a, b, c)
+    local ah = floor(a / 32768)
+    local al = a - ah * 32768
+    local q1, r1 = divmod(ah * b, c)
+    local q2, r2 = divmod(r1 * 32768 + al * b, c)
+    return q1 * 32768 + q2, r2
+end
+
+-- Now in ms, and whether it is the server's: the caller's time, or Redis
+-- TIME when the caller sent none.
+local function clock(arg)
+    if arg ~= '' then
+        return tonumber(arg), false
+    end
+    local t = call('TIME')
+    return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000), true
+end
+
+-- Decimal strings to numbers, each string converted once per run: a batch
+-- repeats the same few limits, and stored states share many numbers
+-- (tonumber, strtod, is costly next to a table lookup).
+local num = setmetatable({}, {__index = function(t, s)
+    local v = tonumber(s)
+    t[s] = v
+    return v
+end})
+
+-- The stored values of KEYS, in order (false for a missing key): one
+-- MGET, in slices that unpack can take.
+local function read_all()
+    local n = #KEYS
+    if n <= 1000 then
+        return call('MGET', unpack(KEYS))
+    end
+    local vals = {}
+    for i = 1, n, 1000 do
+        local part = call('MGET', unpack(KEYS, i, math.min(i + 999, n)))
+        for k = 1, #part do
+            vals[i + k - 1] = part[k]
+        end
+    end
+    return vals
+end
+
+-- The stored "v0:v1:max" as numbers; false when there is none (fresh).
+-- Limits repeat: max goes through num; TAT seldom repeats.
+local function parse(v)
+    if not v then
+        return false
+    end
+    local v0, v1, smax = match(v, '^(%d+):(%d+):(%d+)$')
+    return tonumber(v0), tonumber(v1), num[smax]
+end
+
+-- Units a burst at now could still take with TAT = T + F / max:
+-- floor((now + w - TAT) * max / w), within [0, max].
+local function remaining(T, F, now, max, w)
+    local a = now + w - T
+    if a <= 0 then
+        return 0
+    elseif a > w then
+        return max
+    end
+    local q, r = muldiv(max, a, w)
+    if r < F then
+        q = q - (divmod(F - r + w - 1, w))
+    end
+    if q < 0 then
+        return 0
+    elseif q > max then
+        return max
+    end
+    return q
+end
+
+-- The TAT a check of cost would leave: max(TAT, now) + cost * w / max.
+local function pushed(T, F, now, max, w, cost)
+    if T < now or (T == now and F == 0) then
+        T, F = now, 0
+    end
+    local q, r = muldiv(cost, w, max)
+    T, F = T + q, F + r
+    if F >= max then
+        T, F = T + 1, F - max
+    end
+    return T, F
+end
+
+-- One check on the state (v0, v1, smax), v0 false when fresh.  Returns
+-- allowed, remaining, reset, retry, expire_at and the new v0, v1.
+local function decide(v0, v1, smax, now, max, w, cost)
+    local T, F = 0, 0
+    if v0 then
+        T, F = v0, v1
+        -- F counts 1/max ms: with a new max, round TAT up to a whole ms.
+        if smax ~= max and F > 0 then
+            T, F = T + 1, 0
+        end
+    end
+    local N, NF = pushed(T, F, now, max, w, cost)
+    local allowed, retry = 0, 0
+    if N - now < w or (N - now == w and NF == 0) then
+        allowed = 1
+        T, F = N, NF
+    else
+        retry = N - w - now
+        if NF > 0 then
+            retry = retry + 1
+        end
+    end
+    local reset = T - now
+    if F > 0 then
+        reset = reset + 1
+    end
+    if reset < 0 then
+        reset = 0
+    end
+    return allowed, remaining(T, F, now, max, w), reset, retry,
+        now + reset, T, F
+end
+
+local now, timed = clock(ARGV[1])
+local buffer = num[ARGV[2]]
+local vals = read_all()
+local out, last = {}, {}
+-- After check i: its key's state and expire_at, and whether every check
+-- of the key so far left the stored state as it was.
+local S0, S1, SM, EXP, SAME = {}, {}, {}, {}, {}
+
+for i = 1, #KEYS do
+    local key = KEYS[i]
+    local j = last[key]
+    local v0, v1, smax, same = false, nil, nil, true
+    if j then
+        v0, v1, smax, same = S0[j], S1[j], SM[j], SAME[j]
+    else
+        v0, v1, smax = parse(vals[i])
+    end
+    last[key] = i
+    local a, o = 3 * i, 4 * i
+    local max = num[ARGV[a]]
+    local allowed, rem, reset, retry, expire_at, T, F =
+        decide(v0, v1, smax, now, max, num[ARGV[a + 1]], num[ARGV[a + 2]])
+    S0[i], S1[i], SM[i], EXP[i] = T, F, max, expire_at
+    SAME[i] = same and T == v0 and F == v1 and max == smax
+    out[o - 3], out[o - 2], out[o - 1], out[o] = allowed, rem, reset, retry
+end
+
+-- Write each key after its last check.
+for i = 1, #KEYS do
+    if last[KEYS[i]] == i and not (timed and SAME[i]) then
+        call('SET', KEYS[i], format('%d:%d:%d', S0[i], S1[i], SM[i]),
+            'PX', format('%d', EXP[i] - now + buffer))
+    end
+end
+return out

@@ -1,0 +1,242 @@
+--[[
+sliding_window.lua: the sliding window rate limit (the default), run in
+Redis.  The twin of src/algo_sliding_window.c: both follow
+docs/algorithms.md (section 4) to the unit, and tests/test_diff_lua_c.c
+holds them together.
+
+Call (src/pipeline.c, format_checks):
+  EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ...
+  KEYS[i]    the Redis key of check i (src/keys.c).  A key may come more
+             than once: checks are decided in order, each one seeing the
+             state the previous ones left.
+  ARGV[1]    now in ms, or '' to use Redis TIME (read once per run)
+  ARGV[2]    ms added to every key's expiry
+  ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
+             already validated by the caller (docs/algorithms.md, 1)
+Returns 4n integers, per check in order: allowed (1/0), remaining,
+reset_ms, retry_after_ms.
+
+Storage: one string per key, "v0:v1:v2:w" in decimal (string.format
+'%d'): the start of the current window, the units of the window before
+it (prev), the units of the current one (cur), and the window that
+counted them (the spec's st.w; st.max is never read, so it is not
+stored).  No key is the fresh state.
+
+Cost per check, about one redis.call: the keys are read with one MGET; a
+key that comes again is decided on the state kept in Lua, and written
+once, after its last check, by SET ... PX (expire_at - now +
+ttl_buffer_ms).  With Redis TIME, a key whose checks all left its state
+as it was is not written at all: its value is the same, and so is its
+expiry (expire_at is a function of the state).
+]]
+
+local call = redis.call
+local tonumber = tonumber
+local floor = math.floor
+local match = string.match
+local format = string.format
+
+-- floor(x / c) and x mod c, exact for 0 <= x, 1 <= c, x + c < 2^53:
+-- x / c is rounded, so its floor can be one too large (section 2).
+local function divmod(x, c)
+    local q = floor(x / c)
+    local r = x - q * c
+    if r < 0 then
+        q = q - 1
+        r = r + c
+    elseif r >= c then
+        q = q + 1
+        r = r - c
+    end
+    return q, r
+end
+
+-- floor(a * b / c) and the remainder, exact for 0 <= a < 2^30,
+-- 0 <= b, c < 2^37, c >= 1: a is split in 15-bit halves so that no
+-- product reaches 2^53 (section 2).
+local function muldiv(a, b, c)
+    local ah = floor(a / 32768)
+    local al = a - ah * 32768
+    local q1, r1 = divmod(ah * b, c)
+    local q2, r2 = divmod(r1 * 32768 + al * b, c)
+    return q1 * 32768 + q2, r2
+end
+
+-- Now in ms, and whether it is the server's: the caller's time, or Redis
+-- TIME when the caller sent none.
+local function clock(arg)
+    if arg ~= '' then
+        return tonumber(arg), false
+    end
+    local t = call('TIME')
+    return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000), true
+end
+
+-- Decimal strings to numbers, each string converted once per run: a batch
+-- repeats the same few limits, and stored states share many numbers
+-- (tonumber, strtod, is costly next to a table lookup).
+local num = setmetatable({}, {__index = function(t, s)
+    local v = tonumber(s)
+    t[s] = v
+    return v
+end})
+
+-- The stored values of KEYS, in order (false for a missing key): one
+-- MGET, in slices that unpack can take.
+local function read_all()
+    local n = #KEYS
+    if n <= 1000 then
+        return call('MGET', unpack(KEYS))
+    end
+    local vals = {}
+    for i = 1, n, 1000 do
+        local part = call('MGET', unpack(KEYS, i, math.min(i + 999, n)))
+        for k = 1, #part do
+            vals[i + k - 1] = part[k]
+        end
+    end
+    return vals
+end
+
+-- The stored "v0:v1:v2:w" as numbers; false when there is none (fresh).
+-- Keys with one window share its start, counts are small and limits
+-- repeat: all four go through num.
+local function parse(v)
+    if not v then
+        return false
+    end
+    local v0, v1, v2, sw = match(v, '^(%d+):(%d+):(%d+):(%d+)$')
+    return num[v0], num[v1], num[v2], num[sw]
+end
+
+-- The stored counts seen from t with windows of W ms: the start of t's
+-- window, t's offset in it, prev and cur.
+local function roll(v0, v1, v2, t, W)
+    local _, e = divmod(t, W)
+    local s = t - e
+    if v0 == s then
+        return s, e, v1, v2
+    elseif v0 == s - W then
+        return s, e, v2, 0
+    end
+    return s, e, 0, 0
+end
+
+-- The estimate cur + ceil(prev * (W - e) / W), rounded up: errs towards
+-- denying.
+local function estimate(prev, cur, e, W)
+    local q, r = muldiv(prev, W - e, W)
+    if r > 0 then
+        q = q + 1
+    end
+    return cur + q
+end
+
+-- The time > t at which a denied check passes if nothing else happens:
+-- later in this window when cur leaves room, else in the next one.
+local function retry_at(s, prev, cur, w, max, cost)
+    local need = max - cost - cur
+    if need >= 0 then
+        return s + w - (muldiv(need, w, prev))
+    end
+    return s + 2 * w - (muldiv(max - cost, w, cur))
+end
+
+-- One check on the state (v0, v1, v2, sw), v0 false when fresh.  Returns
+-- allowed, remaining, reset, retry, expire_at and the new v0, v1, v2.
+local function decide(v0, v1, v2, sw, now, max, w, cost)
+    local t, s, e, prev, cur = now, 0, 0, 0, 0
+    if v0 then
+        -- A clock that steps back stands still at the window seen.
+        if v0 > t then
+            t = v0
+        end
+        s, e, prev, cur = roll(v0, v1, v2, t, w)
+        if sw ~= w then
+            -- A new window length: the old limit's estimate at t becomes
+            -- the count of t's new window.
+            local _, e0, p0, c0 = roll(v0, v1, v2, t, sw)
+            prev, cur = 0, estimate(p0, c0, e0, sw)
+        end
+    else
+        local _, r = divmod(t, w)
+        s, e = t - r, r
+    end
+    local est = estimate(prev, cur, e, w)
+    local allowed, retry = 0, 0
+    if est + cost <= max then
+        allowed = 1
+        cur = cur + cost
+        est = est + cost
+    else
+        retry = retry_at(s, prev, cur, w, max, cost) - t
+    end
+    local remaining = max - est
+    if remaining < 0 then
+        remaining = 0
+    end
+    local reset = 0
+    if cur > 0 then
+        reset = s + 2 * w - t
+    elseif prev > 0 then
+        reset = s + w - t
+    end
+    return allowed, remaining, reset, retry, t + reset, s, prev, cur
+end
+
+local now, timed = clock(ARGV[1])
+local buffer = num[ARGV[2]]
+local vals = read_all()
+-- The expire_at of a stored state: when its estimate is 0 from on.
+local function expire_of(v0, v1, v2, sw)
+    if not v0 then
+        return nil
+    elseif v2 > 0 then
+        return v0 + 2 * sw
+    end
+    return v0 + sw
+end
+
+local out, last = {}, {}
+-- After check i: its key's state and expire_at, whether every check of
+-- the key so far left the stored state as it was, and the expire_at of
+-- the stored state.
+local S0, S1, S2, SW, EXP, SAME, EXP0 = {}, {}, {}, {}, {}, {}, {}
+
+for i = 1, #KEYS do
+    local key = KEYS[i]
+    local j = last[key]
+    local v0, v1, v2, sw, same = false, nil, nil, nil, true
+    if j then
+        v0, v1, v2, sw, same = S0[j], S1[j], S2[j], SW[j], SAME[j]
+        EXP0[i] = EXP0[j]
+    else
+        v0, v1, v2, sw = parse(vals[i])
+        EXP0[i] = expire_of(v0, v1, v2, sw)
+    end
+    last[key] = i
+    local a, o = 3 * i, 4 * i
+    local w = num[ARGV[a + 1]]
+    local allowed, remaining, reset, retry, expire_at, s, prev, cur =
+        decide(v0, v1, v2, sw, now, num[ARGV[a]], w, num[ARGV[a + 2]])
+    S0[i], S1[i], S2[i], SW[i], EXP[i] = s, prev, cur, w, expire_at
+    SAME[i] = same and s == v0 and prev == v1 and cur == v2 and w == sw
+    out[o - 3], out[o - 2], out[o - 1], out[o] =
+        allowed, remaining, reset, retry
+end
+
+-- Write each key after its last check.  With Redis TIME, an unchanged
+-- state is not written, and an unchanged expire_at keeps its expiry.
+for i = 1, #KEYS do
+    if last[KEYS[i]] ~= i or (timed and SAME[i]) then
+        -- nothing to write
+    elseif timed and EXP[i] == EXP0[i] then
+        call('SET', KEYS[i],
+            format('%d:%d:%d:%d', S0[i], S1[i], S2[i], SW[i]), 'KEEPTTL')
+    else
+        call('SET', KEYS[i],
+            format('%d:%d:%d:%d', S0[i], S1[i], S2[i], SW[i]),
+            'PX', format('%d', EXP[i] - now + buffer))
+    end
+end
+return out
