@@ -431,11 +431,12 @@ RL_EXTERN const char *rl_metric_name(int id);
 /*
  * Beyond the counters above, the limiter keeps the latency of every check
  * (submit to callback, in a log-linear histogram: about 2% relative error
- * from 1 microsecond to 60 s), rates over a sliding window (the last 10
+ * from 1 microsecond to 60.8 s), rates over a sliding window (the last 10
  * whole seconds and the current one, in 1-second slots, kept by the
  * limiter's clock: rl_config.clock when set, else the monotonic clock),
  * named alerts on those rates and latencies, and a health verdict.  All of
- * it is read from the loop's thread, like everything else.
+ * it is read from the loop's thread, like everything else.  Checks are
+ * counted here when their callback runs.
  */
 
 #define RL_METRICS_MAX 128   /* room for ids in rl_metrics.values */
@@ -446,12 +447,13 @@ typedef struct rl_latency {
     int64_t count;          /* checks recorded */
     int64_t sum_us;         /* of their latencies (mean: sum_us / count) */
     int64_t min_us;         /* exact; 0 when count is 0 */
-    int64_t max_us;         /* exact (up to 60 s); 0 when count is 0 */
+    int64_t max_us;         /* exact (up to 60.8 s); 0 when count is 0 */
     int64_t p50_us;         /* quantiles, within about 2% */
     int64_t p90_us;
     int64_t p99_us;
     int64_t p999_us;
-    int64_t clamped;        /* checks slower than 60 s, counted as 60 s */
+    int64_t clamped;        /* checks of 60.8 s or more, counted as
+                               60.8 s */
 } rl_latency;
 
 /* What happened in the sliding window ending at at_ms.  Frozen. */
