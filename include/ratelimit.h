@@ -241,7 +241,8 @@ typedef struct rl_batch_config {
 
 typedef struct rl_local_config {
     int64_t max_keys;             /* RATE_LIMIT_LOCAL_MAX_KEYS, 1000000:
-                                     least recently used evicted beyond */
+                                     beyond, a key not used lately is
+                                     evicted (CLOCK, approximate LRU) */
     int64_t sweep_interval_ms;    /* RATE_LIMIT_LOCAL_SWEEP_INTERVAL, 1000 */
 } rl_local_config;
 
@@ -384,7 +385,7 @@ typedef enum {
     RL_METRIC_REFUSED = 6,          /* calls refused with a code */
     RL_METRIC_PENDING = 7,          /* gauge: accepted, not yet completed */
     RL_METRIC_LOCAL_KEYS = 8,       /* gauge: keys in the local store */
-    RL_METRIC_LOCAL_EVICTIONS = 9,  /* local keys evicted (LRU, bound) */
+    RL_METRIC_LOCAL_EVICTIONS = 9,  /* local keys evicted (CLOCK bound) */
     RL_METRIC_LOCAL_EXPIRED = 10,   /* local keys dropped at expiry */
     RL_METRIC_RESETS = 11,          /* resets accepted */
     RL_METRIC_REDIS_COMMANDS = 12,  /* commands sent to Redis */

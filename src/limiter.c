@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "breaker_loop.h"
+#include "metrics.h"
 
 static void limiter_destroy(struct rl_limiter *rl);
 
@@ -112,6 +113,9 @@ limiter_setup(struct rl_limiter *rl)
     rl->tick_ev = event_new(rl->base, -1, 0, tick_cb, rl);
     if (rl->tick_ev == NULL)
         return RL_ERR_NOMEM;
+    rc = rl__metrics_init(rl);
+    if (rc != RL_OK)
+        return rc;
     if (rl->cfg.backend == RL_BACKEND_LOCAL ||
         rl->cfg.fallback == RL_FALLBACK_LOCAL) {
         rc = rl__local_init(rl);
@@ -167,6 +171,7 @@ limiter_destroy(struct rl_limiter *rl)
     if (rl->tick_ev != NULL)
         event_free(rl->tick_ev);
     rl__local_destroy(rl);
+    rl__metrics_destroy(rl);
     rl__req_pool_free(rl);
     free(rl->s_url);
     free(rl->s_host);

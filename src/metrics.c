@@ -31,68 +31,11 @@ _Static_assert(RL_METRIC_COUNT_ <= RL_METRICS_MAX,
 
 /* ---- the hub of a limiter ---- */
 
-#ifdef RL_HAVE_METRICS_HUB
 static int
 hub_attach(struct rl_limiter *rl, struct rl_metrics_hub *hub)
 {
     rl->hub = hub;
     return RL_OK;
-}
-#else
-/*
- * Until rl_private.h has the hub pointer: a table of (limiter, hub),
- * locked because limiters of different threads may come and go together.
- */
-#include <pthread.h>
-
-#define HUB_TABLE_MAX 256
-
-static struct {
-    const struct rl_limiter *rl;
-    struct rl_metrics_hub *hub;
-} hub_table[HUB_TABLE_MAX];
-static pthread_mutex_t hub_lock = PTHREAD_MUTEX_INITIALIZER;
-
-struct rl_metrics_hub *
-rl__metrics_hub(const struct rl_limiter *rl)
-{
-    struct rl_metrics_hub *hub = NULL;
-    int i;
-
-    pthread_mutex_lock(&hub_lock);
-    for (i = 0; i < HUB_TABLE_MAX && hub == NULL; i++)
-        if (hub_table[i].rl == rl)
-            hub = hub_table[i].hub;
-    pthread_mutex_unlock(&hub_lock);
-    return hub;
-}
-
-/* hub NULL: detaches rl's. */
-static int
-hub_attach(struct rl_limiter *rl, struct rl_metrics_hub *hub)
-{
-    const struct rl_limiter *want = hub != NULL ? NULL : rl;
-    int i, rc = RL_ERR_NOMEM;
-
-    pthread_mutex_lock(&hub_lock);
-    for (i = 0; i < HUB_TABLE_MAX; i++) {
-        if (hub_table[i].rl == want) {
-            hub_table[i].rl = hub != NULL ? rl : NULL;
-            hub_table[i].hub = hub;
-            rc = RL_OK;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&hub_lock);
-    return rc;
-}
-#endif
-
-/* The Redis backend's definition replaces this one (metrics.h). */
-__attribute__((weak)) int
-rl__redis_conn_state(const struct rl_limiter *rl)
-{
-    return rl->cfg.backend == RL_BACKEND_LOCAL ? RL_REDIS_NONE : -1;
 }
 
 /* ---- the window ---- */
@@ -272,11 +215,7 @@ rl__metrics_destroy(struct rl_limiter *rl)
 
     if (hub == NULL)
         return;
-#ifdef RL_HAVE_METRICS_HUB
     rl->hub = NULL;
-#else
-    hub_attach(rl, NULL);
-#endif
     hub_free(hub);
 }
 

@@ -73,20 +73,12 @@ struct rl_metrics_hub {
 
 /* ---- the hub of a limiter ---- */
 
-/*
- * rl_private.h gives struct rl_limiter a `hub` pointer and defines
- * RL_HAVE_METRICS_HUB.  Before it did, hubs are found in a small table
- * (metrics.c): correct, slower, for the time the hooks take to land.
- */
-#ifdef RL_HAVE_METRICS_HUB
+/* The hub of a limiter (rl_private.h: struct rl_limiter.hub). */
 static inline struct rl_metrics_hub *
 rl__metrics_hub(const struct rl_limiter *rl)
 {
     return rl->hub;
 }
-#else
-struct rl_metrics_hub *rl__metrics_hub(const struct rl_limiter *rl);
-#endif
 
 /* ---- hooks ---- */
 

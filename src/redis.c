@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "breaker_loop.h"
+#include "metrics.h"
 #include "redis.h"
 
 struct redis_backend {
@@ -211,3 +212,24 @@ const struct rl_backend_ops rl__backend_redis = {
     .expire = redis_expire,
     .stalled = redis_stalled,
 };
+
+/* The connection's state for the health verdict (metrics.c). */
+int
+rl__redis_conn_state(const struct rl_limiter *rl)
+{
+    const struct redis_backend *be = rl->backend_data;
+
+    if (rl->cfg.backend == RL_BACKEND_LOCAL)
+        return RL_REDIS_NONE;
+    if (be == NULL || be->node == NULL)
+        return RL_REDIS_DISCONNECTED;
+    switch (be->node->conn.state) {
+    case RL_CONN_READY:
+        return RL_REDIS_CONNECTED;
+    case RL_CONN_IDLE:
+    case RL_CONN_CONNECTING:
+        return RL_REDIS_CONNECTING;
+    default:
+        return RL_REDIS_DISCONNECTED;
+    }
+}

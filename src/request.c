@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "breaker_loop.h"
+#include "metrics.h"
 
 #define RL_REQ_POOL_MAX 4096
 
@@ -190,10 +191,12 @@ rl__req_deliver(struct rl_limiter *rl)
 {
     struct rl_req *req;
 
+    rl__metrics_deliver_begin(rl);
     while (!TAILQ_EMPTY(&rl->done_q)) {
         req = TAILQ_FIRST(&rl->done_q);
         TAILQ_REMOVE(&rl->done_q, req, q);
         rl->ctr.v[RL_METRIC_PENDING]--;
+        rl__metrics_record(rl, req);
         run_callback(rl, req);
         rl__req_unref(req);
     }

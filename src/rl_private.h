@@ -30,6 +30,7 @@
 
 struct event;
 struct rl_brk_loop;
+struct rl_metrics_hub;
 
 /* ---- requests ---- */
 
@@ -251,6 +252,7 @@ struct rl_limiter {
                                   local fallback's divisor); 1 for now */
 
     struct rl_brk_loop *brk;   /* circuit breaker, or NULL */
+    struct rl_metrics_hub *hub; /* metrics.c */
 
     struct rl_counters ctr;
 };

@@ -54,9 +54,6 @@ new_limiter(const rl_config *cfg)
     rl_limiter *rl = NULL;
 
     ck_assert_int_eq(rl_new(base, cfg, &rl), RL_OK);
-#ifndef RL_HAVE_METRICS_HUB
-    ck_assert_int_eq(rl__metrics_init(rl), RL_OK); /* the hook's part */
-#endif
     ck_assert_ptr_nonnull(rl__metrics_hub(rl));
     return rl;
 }
@@ -74,9 +71,6 @@ new_local(void)
 static void
 free_limiter(rl_limiter *rl)
 {
-#ifndef RL_HAVE_METRICS_HUB
-    rl__metrics_destroy(rl);
-#endif
     rl_free(rl);
 }
 
@@ -971,7 +965,6 @@ END_TEST
 
 /* ---- end to end, through the request path's hooks ---- */
 
-#ifdef RL_HAVE_METRICS_HUB
 START_TEST(counts_match_what_was_done)
 {
     rl_limiter *rl = new_local();
@@ -1133,7 +1126,6 @@ START_TEST(redis_down_is_unhealthy)
     rl_free(rl);
 }
 END_TEST
-#endif
 
 static Suite *
 metrics_suite(void)
@@ -1157,15 +1149,10 @@ metrics_suite(void)
     tcase_add_test(tc, prometheus_read_by_prometheus_client);
     tcase_add_test(tc, json_read_by_python);
     tcase_add_test(tc, report_lines_at_the_interval);
-#ifdef RL_HAVE_METRICS_HUB
     tcase_add_test(tc, counts_match_what_was_done);
     tcase_add_test(tc, rates_of_real_checks);
     tcase_add_test(tc, rl_free_inside_an_alert_callback);
     tcase_add_test(tc, redis_down_is_unhealthy);
-#else
-    fprintf(stderr, "test_metrics: the request path has no metrics hooks "
-            "yet: the end-to-end cases are left out\n");
-#endif
     suite_add_tcase(s, tc);
     return s;
 }
