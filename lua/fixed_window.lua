@@ -87,42 +87,30 @@ end
 
 -- The stored "v0:v1:w" as numbers; false when there is none (fresh).
 -- Keys with one window share its start, counts are small and limits
--- repeat: all three go through num.
+-- repeat: all three go through num, and a value is parsed once per run
+-- (P0, P1, PW by the value's string): keys of one window share values.
+local P0, P1, PW = {}, {}, {}
 local function parse(v)
     if not v then
         return false
     end
-    local v0, v1, sw = match(v, '^(%d+):(%d+):(%d+)$')
-    return num[v0], num[v1], num[sw]
+    local v0 = P0[v]
+    if v0 then
+        return v0, P1[v], PW[v]
+    end
+    local s0, s1, sw = match(v, '^(%d+):(%d+):(%d+)$')
+    v0, s1, sw = num[s0], num[s1], num[sw]
+    P0[v], P1[v], PW[v] = v0, s1, sw
+    return v0, s1, sw
 end
 
--- One check on the state (v0, v1, sw), v0 false when fresh.  Returns
--- allowed, remaining, reset, retry, expire_at and the new v0, v1.
-local function decide(v0, v1, sw, now, max, w, cost)
-    local t, count = now, 0
-    if v0 then
-        -- A clock that steps back stands still at the window seen.
-        if v0 > t then
-            t = v0
-        end
-        -- The count lives while the window that counted it runs.
-        if t < v0 + sw then
-            count = v1
-        end
-    end
-    local _, e = divmod(t, w)
-    local s = t - e
-    local allowed, retry = 0, s + w - t
-    if count + cost <= max then
-        allowed, retry = 1, 0
-        count = count + cost
-    end
-    local remaining = max - count
-    if remaining < 0 then
-        remaining = 0
-    end
-    return allowed, remaining, s + w - t, retry, s + w, s, count
-end
+-- Numbers to decimal strings (string.format '%d'), each converted once
+-- per run: window starts, counts, windows and expiries repeat.
+local str = setmetatable({}, {__index = function(t, x)
+    local s = format('%d', x)
+    t[x] = s
+    return s
+end})
 
 local now, timed = clock(ARGV[1])
 local buffer = num[ARGV[2]]
@@ -145,10 +133,32 @@ for i = 1, #KEYS do
     end
     last[key] = i
     local a, o = 3 * i, 4 * i
-    local w = num[ARGV[a + 1]]
-    local allowed, remaining, reset, retry, expire_at, s, count =
-        decide(v0, v1, sw, now, num[ARGV[a]], w, num[ARGV[a + 2]])
-    S0[i], S1[i], SW[i], EXP[i] = s, count, w, expire_at
+    local max, w, cost = num[ARGV[a]], num[ARGV[a + 1]], num[ARGV[a + 2]]
+    -- decide, inlined (section 3): a clock that steps back stands still
+    -- at the window seen; the count lives while the window that counted
+    -- it runs.
+    local t, count = now, 0
+    if v0 then
+        if v0 > t then
+            t = v0
+        end
+        if t < v0 + sw then
+            count = v1
+        end
+    end
+    local _, e = divmod(t, w)
+    local s = t - e
+    local reset = s + w - t
+    local allowed, retry = 0, reset
+    if count + cost <= max then
+        allowed, retry = 1, 0
+        count = count + cost
+    end
+    local remaining = max - count
+    if remaining < 0 then
+        remaining = 0
+    end
+    S0[i], S1[i], SW[i], EXP[i] = s, count, w, s + w
     SAME[i] = same and s == v0 and count == v1 and w == sw
     out[o - 3], out[o - 2], out[o - 1], out[o] =
         allowed, remaining, reset, retry
@@ -160,11 +170,11 @@ for i = 1, #KEYS do
     if last[KEYS[i]] ~= i or (timed and SAME[i]) then
         -- nothing to write
     elseif timed and EXP[i] == EXP0[i] then
-        call('SET', KEYS[i], format('%d:%d:%d', S0[i], S1[i], SW[i]),
-            'KEEPTTL')
+        call('SET', KEYS[i], str[S0[i]] .. ':' .. str[S1[i]] .. ':' ..
+            str[SW[i]], 'KEEPTTL')
     else
-        call('SET', KEYS[i], format('%d:%d:%d', S0[i], S1[i], SW[i]),
-            'PX', format('%d', EXP[i] - now + buffer))
+        call('SET', KEYS[i], str[S0[i]] .. ':' .. str[S1[i]] .. ':' ..
+            str[SW[i]], 'PX', str[EXP[i] - now + buffer])
     end
 end
 return out

@@ -101,13 +101,29 @@ end
 -- The stored "v0:v1:v2:w" as numbers; false when there is none (fresh).
 -- Keys with one window share its start, counts are small and limits
 -- repeat: all four go through num.
+-- A value parsed is kept by its string: keys in one window share values.
+local P0, P1, P2, PW = {}, {}, {}, {}
 local function parse(v)
     if not v then
         return false
     end
-    local v0, v1, v2, sw = match(v, '^(%d+):(%d+):(%d+):(%d+)$')
-    return num[v0], num[v1], num[v2], num[sw]
+    local v0 = P0[v]
+    if v0 then
+        return v0, P1[v], P2[v], PW[v]
+    end
+    local s0, s1, s2, sw = match(v, '^(%d+):(%d+):(%d+):(%d+)$')
+    v0, s1, s2, sw = num[s0], num[s1], num[s2], num[sw]
+    P0[v], P1[v], P2[v], PW[v] = v0, s1, s2, sw
+    return v0, s1, s2, sw
 end
+
+-- Numbers to decimal strings (string.format '%d'), each converted once
+-- per run: window starts, counts, windows and expiries repeat.
+local str = setmetatable({}, {__index = function(t, x)
+    local s = format('%d', x)
+    t[x] = s
+    return s
+end})
 
 -- The stored counts seen from t with windows of W ms: the start of t's
 -- window, t's offset in it, prev and cur.
@@ -231,12 +247,11 @@ for i = 1, #KEYS do
     if last[KEYS[i]] ~= i or (timed and SAME[i]) then
         -- nothing to write
     elseif timed and EXP[i] == EXP0[i] then
-        call('SET', KEYS[i],
-            format('%d:%d:%d:%d', S0[i], S1[i], S2[i], SW[i]), 'KEEPTTL')
+        call('SET', KEYS[i], str[S0[i]] .. ':' .. str[S1[i]] .. ':' ..
+            str[S2[i]] .. ':' .. str[SW[i]], 'KEEPTTL')
     else
-        call('SET', KEYS[i],
-            format('%d:%d:%d:%d', S0[i], S1[i], S2[i], SW[i]),
-            'PX', format('%d', EXP[i] - now + buffer))
+        call('SET', KEYS[i], str[S0[i]] .. ':' .. str[S1[i]] .. ':' ..
+            str[S2[i]] .. ':' .. str[SW[i]], 'PX', str[EXP[i] - now + buffer])
     end
 end
 return out
