@@ -111,6 +111,7 @@ struct options {
     int64_t checks, keys, inflight, max, window, warmup;
     int64_t rate, duration, tick_us; /* open loop when rate > 0 */
     bool csv, quiet;
+    bool no_metrics;            /* latency recording off (hub cost) */
 };
 
 /* Latencies in ns: exact below 2 * HIST_SUB, then HIST_SUB buckets per
@@ -872,6 +873,8 @@ run_algorithm(struct bench *b, const struct options *o, rl_config *cfg,
                 backend_name(cfg), rl_strerror(rc));
         return -1;
     }
+    if (o->no_metrics)
+        rl_metrics_enable(b->rl, false);
     rc = run_bench(b, o, cfg, &rep);
     if (rc == 0 && b->refused == 0)
         print_report(o, cfg, b, &rep);
@@ -925,7 +928,8 @@ usage(FILE *f)
             "  --duration S      open loop: seconds offered (default 5)\n"
             "  --tick-us US      open loop: send period (default 1000)\n"
             "  --csv             one CSV line per run, under a header\n"
-            "  --quiet           the CSV lines alone\n");
+            "  --quiet           the CSV lines alone\n"
+            "  --no-metrics      latency recording off (measures the hub)\n");
 }
 
 static int
@@ -995,6 +999,7 @@ parse_one(int c, const char *arg, struct options *o)
     case 't': return parse_i64(arg, 10, 100000, &o->tick_us);
     case 'c': o->csv = true; return 0;
     case 'q': o->quiet = true; return 0;
+    case 'M': o->no_metrics = true; return 0;
     case 'h': return 1;
     default: return -1;
     }
@@ -1020,6 +1025,7 @@ parse_options(int argc, char **argv, struct options *o)
         { "tick-us", required_argument, NULL, 't' },
         { "csv", no_argument, NULL, 'c' },
         { "quiet", no_argument, NULL, 'q' },
+        { "no-metrics", no_argument, NULL, 'M' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
