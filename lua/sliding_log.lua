@@ -44,10 +44,6 @@ With Redis TIME, a check that changed nothing (a denial, nothing expired,
 the same window) writes nothing: the value and its expiry are right.
 ]]
 
-local call = redis.call
-local tonumber = tonumber
-local floor = math.floor
-local format = string.format
 local sub = string.sub
 
 local R = 22  -- bytes of a record
@@ -56,26 +52,6 @@ local K = 32  -- records read with the trailer
 -- Where the tail read starts, as a string: redis.call converts a number
 -- argument with a costly '%.17g'.
 local TAIL = format('%d', -(K * R + TR))
-
--- Now in ms, and whether it is the server's: the caller's time, or Redis
--- TIME when the caller sent none.
-local function clock(arg)
-    if arg ~= '' then
-        return tonumber(arg), false
-    end
-    local t = call('TIME')
-    return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000), true
-end
-
--- Decimal strings to numbers, each string converted once per run: a batch
--- repeats the same few limits, and logs share costs, sums and windows
--- (tonumber, strtod, is costly next to a table lookup).  Times seldom
--- repeat and are converted directly.
-local num = setmetatable({}, {__index = function(t, s)
-    local v = tonumber(s)
-    t[s] = v
-    return v
-end})
 
 local function record(ts, cost)
     return format('%016d%06d', ts, cost)
