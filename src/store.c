@@ -561,20 +561,20 @@ unlink_rec(struct rl_store *s, uint32_t idx)
 }
 
 /*
- * Moves at least `todo` slots of the old array, in order, into the new
+ * Moves at least `quota` slots of the old array, in order, into the new
  * one, then on to the end of the cluster it is in, and frees the old
  * array once every slot was visited.  The visits started just after an
  * empty slot and each call ends just after one, so the old array only
  * ever loses whole clusters: a probe there still finds what is left.
  */
 static void
-migrate(struct rl_store *s, size_t todo)
+migrate(struct rl_store *s, size_t quota)
 {
     struct slot *o = s->old.slots;
     size_t i = s->mig;
     bool in_cluster = false;
 
-    while (s->mig_left > 0 && (todo > 0 || in_cluster)) {
+    while (s->mig_left > 0 && (quota > 0 || in_cluster)) {
         in_cluster = o[i].rec != 0;
         if (in_cluster) {
             s->cur.slots[free_slot(&s->cur, o[i].tag)] = o[i];
@@ -582,7 +582,7 @@ migrate(struct rl_store *s, size_t todo)
         }
         i = (i + 1) & s->old.mask;
         s->mig_left--;
-        todo -= todo > 0;
+        quota -= quota > 0;
     }
     s->mig = i;
     if (s->mig_left == 0) {
