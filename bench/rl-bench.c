@@ -88,26 +88,16 @@
 #define KEYS_MAX 10000000
 #define HIST_SUB 32             /* sub-buckets per power of two */
 #define HIST_BUCKETS (2 * HIST_SUB + 58 * HIST_SUB)
-#define N_ALGOS 5
+#define N_ALGOS RL_ALGORITHM_COUNT
 #define CMDSTAT_MAX 64          /* commands remembered from commandstats */
 #define CMDNAME_MAX 32
 
-static const struct {
-    rl_algorithm alg;
-    const char *name;
-} algos[N_ALGOS] = {
-    { RL_SLIDING_WINDOW, "sliding-window" },
-    { RL_TOKEN_BUCKET, "token-bucket" },
-    { RL_FIXED_WINDOW, "fixed-window" },
-    { RL_SLIDING_LOG, "sliding-log" },
-    { RL_GCRA, "gcra" },
-};
 
 struct options {
     const char *backend;        /* "local", "redis", or NULL: environment */
     const char *url, *host;     /* NULL: from the environment */
     int64_t port;               /* 0: from the environment */
-    int algo;                   /* index in algos[], -1 for all */
+    int algo;                   /* an rl_algorithm, -1 for all */
     int64_t checks, keys, inflight, max, window, warmup;
     int64_t rate, duration, tick_us; /* open loop when rate > 0 */
     bool csv, quiet;
@@ -785,7 +775,7 @@ print_csv(const struct options *o, const rl_config *cfg,
 
     printf("%s,%s,%.0f,%lld,%lld,%lld,%lld,%.3f,%.0f,%.1f,%.1f,%.1f,"
            "%lld,%lld,%lld,%.3f,%s,%lld,%.1f", backend_name(cfg),
-           algos[cfg->algorithm].name, n, (long long)o->keys,
+           rl_algorithm_name(cfg->algorithm), n, (long long)o->keys,
            (long long)o->inflight, (long long)o->max, (long long)o->window,
            r->wall_s, n / r->wall_s, r->p50_us, r->p99_us, r->p999_us,
            (long long)b->allowed, (long long)b->denied,
@@ -833,7 +823,7 @@ print_report(const struct options *o, const rl_config *cfg,
     }
     printf("%s backend, %s: %.0f checks over %lld keys, %lld in flight, "
            "limit %lld per %lld ms\n", backend_name(cfg),
-           algos[cfg->algorithm].name, n, (long long)o->keys,
+           rl_algorithm_name(cfg->algorithm), n, (long long)o->keys,
            (long long)o->inflight, (long long)o->max, (long long)o->window);
     if (o->rate > 0)
         printf("  open loop   %lld checks/s offered for %lld s, tick %lld "
@@ -863,7 +853,7 @@ run_algorithm(struct bench *b, const struct options *o, rl_config *cfg,
     int rc;
 
     memset(&rep, 0, sizeof(rep));
-    cfg->algorithm = algos[i].alg;
+    cfg->algorithm = (rl_algorithm)i;
     b->rng = 0x5eed;
     b->ahead = UINT32_MAX;
     b->next_key = 0;
@@ -883,7 +873,7 @@ run_algorithm(struct bench *b, const struct options *o, rl_config *cfg,
     b->rl = NULL;
     if (b->refused > 0 || b->fallback > 0)
         fprintf(stderr, "rl-bench: %s: %lld refused, %lld by the "
-                "fallback; last: %s\n", algos[i].name,
+                "fallback; last: %s\n", rl_algorithm_name(i),
                 (long long)b->refused, (long long)b->fallback,
                 rl_strerror(b->last_error));
     return rc == 0 && b->refused == 0 && b->fallback == 0 ? 0 : -1;
@@ -950,17 +940,15 @@ parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 static int
 parse_algo(const char *s, int *out)
 {
-    int i;
+    rl_algorithm alg;
 
     if (strcmp(s, "all") == 0) {
         *out = -1;
         return 0;
     }
-    for (i = 0; i < N_ALGOS; i++) {
-        if (strcmp(s, algos[i].name) == 0) {
-            *out = i;
-            return 0;
-        }
+    if (rl_algorithm_parse(s, &alg) == RL_OK) {
+        *out = (int)alg;
+        return 0;
     }
     fprintf(stderr, "rl-bench: unknown algorithm '%s'\n", s);
     return -1;
@@ -1031,7 +1019,6 @@ parse_options(int argc, char **argv, struct options *o)
     };
     int c, rc = 0;
 
-    /* algos[] is in enum order: an index is an rl_algorithm. */
     *o = (struct options){ .algo = RL_FIXED_WINDOW, .checks = 1000000,
                            .keys = 100000, .inflight = 1024, .max = 100,
                            .window = 60000, .duration = 5, .tick_us = 1000 };

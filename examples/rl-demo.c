@@ -42,22 +42,11 @@
 #define CHART_COLS 60
 #define CHART_BUCKET_MS 100
 #define CHART_PEAK (HOT_RATE * CHART_BUCKET_MS / 1000) /* drawn '@' */
-#define N_ALGOS 5
-
-static const struct {
-    rl_algorithm alg;
-    const char *name;
-} algos[N_ALGOS] = {
-    { RL_SLIDING_WINDOW, "sliding-window" },
-    { RL_TOKEN_BUCKET, "token-bucket" },
-    { RL_FIXED_WINDOW, "fixed-window" },
-    { RL_SLIDING_LOG, "sliding-log" },
-    { RL_GCRA, "gcra" },
-};
+#define N_ALGOS RL_ALGORITHM_COUNT
 
 struct options {
     int seconds, keys;
-    int algo;                   /* index in algos[], or -1 for all */
+    int algo;                   /* an rl_algorithm, or -1 for all */
 };
 
 /* One background client: its key and the time of its next request. */
@@ -399,7 +388,7 @@ print_chart(char charts[][CHART_COLS + 1], const int *which, int n,
     chart_row(row, NULL, ms);
     printf("\n%-15s|%s|\n", "offered", row);
     for (i = 0; i < n; i++)
-        printf("%-15s|%s|\n", algos[which[i]].name, charts[i]);
+        printf("%-15s|%s|\n", rl_algorithm_name(which[i]), charts[i]);
 }
 
 /* ---- one algorithm ---- */
@@ -422,7 +411,7 @@ run_checks(struct run *r, int64_t ms)
     return r->reentered || r->fallback ? -1 : 0;
 }
 
-/* Runs algos[i] and prints its row; fills chart (its hot key's row). */
+/* Runs algorithm i and prints its row; fills chart (its hot key's row). */
 static int
 run_algorithm(struct event_base *base, const rl_config *base_cfg,
               const struct options *o, int i, char *chart)
@@ -432,10 +421,10 @@ run_algorithm(struct event_base *base, const rl_config *base_cfg,
     rl_config cfg = *base_cfg;
     int rc = -1;
 
-    cfg.algorithm = algos[i].alg;
+    cfg.algorithm = (rl_algorithm)i;
     cfg.clock = sim_clock;
     cfg.clock_arg = &r;
-    if (run_init(&r, o, algos[i].name) != 0) {
+    if (run_init(&r, o, rl_algorithm_name(i)) != 0) {
         fprintf(stderr, "rl-demo: out of memory\n");
         goto out;
     }
@@ -447,7 +436,7 @@ run_algorithm(struct event_base *base, const rl_config *base_cfg,
         goto out;
     }
     rc = run_checks(&r, ms);
-    print_row(&r, algos[i].name, ms);
+    print_row(&r, rl_algorithm_name(i), ms);
     chart_row(chart, r.hot_admits, ms);
 out:
     rl_free(r.rl);
@@ -489,13 +478,11 @@ parse_int(const char *s, int lo, int hi, int *out)
 static int
 parse_algo(const char *s, int *out)
 {
-    int i;
+    rl_algorithm alg;
 
-    for (i = 0; i < N_ALGOS; i++) {
-        if (strcmp(s, algos[i].name) == 0) {
-            *out = i;
-            return 0;
-        }
+    if (rl_algorithm_parse(s, &alg) == RL_OK) {
+        *out = (int)alg;
+        return 0;
     }
     fprintf(stderr, "rl-demo: unknown algorithm '%s'\n", s);
     return -1;

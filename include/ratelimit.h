@@ -97,6 +97,15 @@ typedef enum {
     RL_GCRA = 4            /* emission interval window/max, burst max */
 } rl_algorithm;
 
+#define RL_ALGORITHM_COUNT 5 /* the algorithms are 0 .. this - 1 */
+
+/* The name of an algorithm as RATE_LIMIT_ALGORITHM spells it
+   ("sliding-window", ...; static), or NULL for another value. */
+RL_EXTERN const char *rl_algorithm_name(int alg);
+/* The algorithm of a name (exact, lower case) into *out: RL_OK, or
+   RL_ERR_INVALID for an unknown name or NULL arguments. */
+RL_EXTERN int rl_algorithm_parse(const char *name, rl_algorithm *out);
+
 typedef enum {
     RL_FALLBACK_ALLOW = 0, /* fail open: allowed, remaining = max */
     RL_FALLBACK_DENY = 1,  /* fail closed */

@@ -83,3 +83,19 @@ rl__algo_parse(const char *name, rl_algorithm *out)
     }
     return RL_ERR_INVALID;
 }
+
+/* ---- the public names ---- */
+
+RL_EXTERN const char *
+rl_algorithm_name(int alg)
+{
+    return rl__algo_name((rl_algorithm)alg);
+}
+
+RL_EXTERN int
+rl_algorithm_parse(const char *name, rl_algorithm *out)
+{
+    if (out == NULL)
+        return RL_ERR_INVALID;
+    return rl__algo_parse(name, out);
+}

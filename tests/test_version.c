@@ -69,6 +69,26 @@ START_TEST(metric_names_are_unique)
 }
 END_TEST
 
+START_TEST(algorithm_names_round_trip)
+{
+    rl_algorithm alg;
+    int i;
+
+    for (i = 0; i < RL_ALGORITHM_COUNT; i++) {
+        ck_assert_ptr_nonnull(rl_algorithm_name(i));
+        ck_assert_int_eq(rl_algorithm_parse(rl_algorithm_name(i), &alg),
+                         RL_OK);
+        ck_assert_int_eq(alg, i);
+    }
+    ck_assert_str_eq(rl_algorithm_name(RL_GCRA), "gcra");
+    ck_assert_ptr_null(rl_algorithm_name(RL_ALGORITHM_COUNT));
+    ck_assert_ptr_null(rl_algorithm_name(-1));
+    ck_assert_int_eq(rl_algorithm_parse("GCRA", &alg), RL_ERR_INVALID);
+    ck_assert_int_eq(rl_algorithm_parse(NULL, &alg), RL_ERR_INVALID);
+    ck_assert_int_eq(rl_algorithm_parse("gcra", NULL), RL_ERR_INVALID);
+}
+END_TEST
+
 /* Fields come out of the reserved tail, so the size never changes. */
 START_TEST(config_size_is_frozen)
 {
@@ -92,6 +112,7 @@ main(void)
     tcase_add_test(tc, every_code_has_its_own_text);
     tcase_add_test(tc, metric_names_are_unique);
     tcase_add_test(tc, config_size_is_frozen);
+    tcase_add_test(tc, algorithm_names_round_trip);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
