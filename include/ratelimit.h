@@ -361,6 +361,101 @@ RL_EXTERN int rl_check_key_async(rl_limiter *rl, const void *key,
 RL_EXTERN int rl_reset_async(rl_limiter *rl, const char *key, rl_done_cb cb,
                              void *arg);
 
+/* ---- many checks in one call ---- */
+
+/* One check of a batch or of a multi-limit check; borrowed by the call
+   (keys copied), so the array may go once the call returns. */
+typedef struct rl_request {
+    const char *key;          /* 1..RL_KEY_MAX bytes up to the first NUL */
+    int64_t max_requests;
+    int64_t window_ms;
+    int64_t cost;             /* 1..max_requests (0 is read as 1) */
+} rl_request;
+
+/* The results of a batch or multi-limit check, one per request in request
+   order; the array and its keys are valid only during the call. */
+typedef void (*rl_batch_cb)(const rl_result *results, size_t n, void *arg);
+
+#define RL_BATCH_ITEMS_MAX 100000   /* requests of one rl_batch_async */
+#define RL_CHECK_ALL_MAX 64         /* limits of one rl_check_all_async */
+
+/*
+ * Checks n independent requests (1..RL_BATCH_ITEMS_MAX) and calls cb once
+ * with every result, in order.  Each item has its own status: an item out
+ * of bounds gets RL_ERR_INVALID in its slot (source fallback, denied) and
+ * does not sink the batch.  At most batch.size items go per Redis command
+ * and batch.concurrency of the batch's commands are in flight at once;
+ * items still unanswered batch.timeout_ms after the call complete through
+ * the fallback with RL_ERR_TIMEOUT.  The decision cache answers items it
+ * knows are blocked.  Returns RL_OK (cb runs exactly once, later), or,
+ * with no callback: RL_ERR_INVALID (NULL limiter, requests or callback,
+ * n out of range), RL_ERR_OVERLOAD (the items would pass max_pending),
+ * RL_ERR_SHUTDOWN, RL_ERR_NOMEM.
+ */
+RL_EXTERN int rl_batch_async(rl_limiter *rl, const rl_request *reqs,
+                             size_t n, rl_batch_cb cb, void *arg);
+
+/*
+ * Admits a request that must pass n limits (1..RL_CHECK_ALL_MAX) all or
+ * nothing: every limit is checked and, only if every one admits, all are
+ * charged, atomically in one script call (one Redis round trip).  cb gets
+ * one result per limit in order; `allowed` is the overall verdict in each.
+ * When denied, a limit that denied on its own has retry_after_ms > 0, the
+ * others 0, and each `remaining` and `reset_ms` is its limit's state,
+ * uncharged.  Under Redis Cluster the call is atomic when the keys share
+ * one hash tag: write the same "{tag}" in every key (docs/redis.md).
+ * Same return codes as rl_batch_async; an invalid item refuses the whole
+ * call (RL_ERR_INVALID, no callback).
+ */
+RL_EXTERN int rl_check_all_async(rl_limiter *rl, const rl_request *reqs,
+                                 size_t n, rl_batch_cb cb, void *arg);
+
+/* ---- the decision cache (Redis backend, cache.enabled) ---- */
+
+/* The cache's counts since rl_new (rl_cache_clear keeps them). */
+typedef struct rl_cache_counts {
+    int64_t hits;             /* checks answered by the cache */
+    int64_t misses;           /* checks it could not answer */
+    double hit_rate;          /* hits / (hits + misses), 0 when none */
+    int64_t size;             /* entries held now (<= cache.max_size) */
+    int64_t evictions;        /* entries dropped for room (LRU) */
+    int64_t expired;          /* entries dropped at their expiry */
+    int64_t reserved_[4];
+} rl_cache_counts;
+
+/* The counts into *out.  RL_OK, or RL_ERR_INVALID (NULL, or no cache). */
+RL_EXTERN int rl_cache_stats(const rl_limiter *rl, rl_cache_counts *out);
+
+/* Drops every entry; the next checks go to Redis.  RL_OK or
+   RL_ERR_INVALID (NULL, or no cache). */
+RL_EXTERN int rl_cache_clear(rl_limiter *rl);
+
+/* The end of a warm-up: RL_OK or why it stopped; `cached`: entries it
+   added (keys found blocked). */
+typedef void (*rl_warm_cb)(int status, size_t cached, void *arg);
+
+/*
+ * Reads the state of n keys (1..RL_BATCH_ITEMS_MAX, each with its limit)
+ * from Redis without charging them, and caches those a check of that cost
+ * would be denied now.  cb runs once, from the loop.  Returns RL_OK, or,
+ * with no callback: RL_ERR_INVALID (no cache, bad arguments or item),
+ * RL_ERR_SHUTDOWN, RL_ERR_NOMEM.
+ */
+RL_EXTERN int rl_cache_warm_async(rl_limiter *rl, const rl_request *keys,
+                                  size_t n, rl_warm_cb cb, void *arg);
+
+/*
+ * As rl_cache_warm_async for the keys that match any of n glob patterns
+ * (fnmatch(3) over user keys), found by walking Redis with SCAN (never
+ * KEYS), at most preload_max keys, all with the one limit given.
+ */
+RL_EXTERN int rl_cache_warm_pattern_async(rl_limiter *rl,
+                                          const char *const *patterns,
+                                          size_t n, int64_t max_requests,
+                                          int64_t window_ms, int64_t cost,
+                                          size_t preload_max, rl_warm_cb cb,
+                                          void *arg);
+
 /* ---- circuit breaker (Redis backend, circuit_breaker.enabled) ---- */
 
 /* Operator override modes for rl_breaker_force. */
@@ -427,6 +522,16 @@ typedef enum {
     RL_METRIC_STATUS_SHUTDOWN = 37, /* RL_ERR_SHUTDOWN */
     RL_METRIC_STATUS_PROTOCOL = 38, /* RL_ERR_PROTOCOL */
     RL_METRIC_ALERTS_ACTIVE = 39,   /* gauge: alerts firing now */
+    RL_METRIC_CACHE_HITS = 40,      /* checks answered by the cache */
+    RL_METRIC_CACHE_MISSES = 41,    /* checks the cache could not answer */
+    RL_METRIC_CACHE_SIZE = 42,      /* gauge: entries in the cache */
+    RL_METRIC_CACHE_EVICTIONS = 43, /* entries dropped for room (LRU) */
+    RL_METRIC_CACHE_EXPIRED = 44,   /* entries dropped at their expiry */
+    RL_METRIC_BATCH_CALLS = 45,     /* rl_batch_async calls accepted */
+    RL_METRIC_BATCH_ITEMS = 46,     /* items of those batches */
+    RL_METRIC_BATCH_ITEMS_OK = 47,  /* items answered with RL_OK */
+    RL_METRIC_MULTI_CALLS = 48,     /* rl_check_all_async calls accepted */
+    RL_METRIC_MULTI_DENIED = 49,    /* of those, denied */
     RL_METRIC_COUNT_                /* not a metric */
 } rl_metric_id;
 

@@ -63,6 +63,17 @@ static const char *const prom_help[RL_METRIC_COUNT_] = {
     [RL_METRIC_BREAKER_REFUSED] = "Checks the open breaker kept from "
                                   "Redis.",
     [RL_METRIC_ALERTS_ACTIVE] = "Alerts firing now.",
+    [RL_METRIC_CACHE_HITS] = "Checks answered by the decision cache.",
+    [RL_METRIC_CACHE_MISSES] = "Checks the decision cache could not "
+                               "answer.",
+    [RL_METRIC_CACHE_SIZE] = "Entries in the decision cache.",
+    [RL_METRIC_CACHE_EVICTIONS] = "Cache entries dropped for room (LRU).",
+    [RL_METRIC_CACHE_EXPIRED] = "Cache entries dropped at their expiry.",
+    [RL_METRIC_BATCH_CALLS] = "Batches accepted.",
+    [RL_METRIC_BATCH_ITEMS] = "Items of the batches accepted.",
+    [RL_METRIC_BATCH_ITEMS_OK] = "Batch items answered with status ok.",
+    [RL_METRIC_MULTI_CALLS] = "Multi-limit checks accepted.",
+    [RL_METRIC_MULTI_DENIED] = "Multi-limit checks denied.",
 };
 
 /* ---- output ---- */

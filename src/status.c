@@ -74,6 +74,16 @@ static const char *const metric_names[RL_METRIC_COUNT_] = {
     [RL_METRIC_STATUS_SHUTDOWN] = "status_shutdown_total",
     [RL_METRIC_STATUS_PROTOCOL] = "status_protocol_total",
     [RL_METRIC_ALERTS_ACTIVE] = "alerts_active",
+    [RL_METRIC_CACHE_HITS] = "cache_hits_total",
+    [RL_METRIC_CACHE_MISSES] = "cache_misses_total",
+    [RL_METRIC_CACHE_SIZE] = "cache_entries",
+    [RL_METRIC_CACHE_EVICTIONS] = "cache_evictions_total",
+    [RL_METRIC_CACHE_EXPIRED] = "cache_expired_total",
+    [RL_METRIC_BATCH_CALLS] = "batch_calls_total",
+    [RL_METRIC_BATCH_ITEMS] = "batch_items_total",
+    [RL_METRIC_BATCH_ITEMS_OK] = "batch_items_ok_total",
+    [RL_METRIC_MULTI_CALLS] = "multi_calls_total",
+    [RL_METRIC_MULTI_DENIED] = "multi_denied_total",
 };
 
 RL_EXTERN const char *
