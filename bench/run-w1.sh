@@ -11,9 +11,10 @@
 #
 # What it does, in order, against one redis-server of its own (a free
 # 127.0.0.1 port, a temporary directory, no RDB and no AOF; stopped and
-# removed on exit, however the script ends):
+# removed on exit, however the script ends), or the one REDIS_URL names
+# (used as it is, and flushed: give one nobody else uses):
 #   1. rl-bench --backend redis, W1 closed loop, for every algorithm, each
-#      on an empty database (FLUSHALL before every run);
+#      on an empty database (flushed before every run);
 #   2. the peer, bench/peers/rlf-w1.js (rate-limiter-flexible's
 #      RateLimiterRedis on ioredis), the same W1 on the same server, when
 #      node and bench/peers/node_modules are there (else it says how to
@@ -32,44 +33,18 @@
 # W1_OPEN_RATE (100000), W1_OPEN_DURATION (5 s), CG_CHECKS (100000).
 #
 # Needs redis-server and redis-cli; node for the peer; valgrind for
-# --callgrind.
+# --callgrind.  The shell it shares with run-w2.sh is in bench/lib.sh.
 set -eu
+prog=run-w1.sh
+bench_dir=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$bench_dir/lib.sh"
 
 # ---- arguments and defaults ----
 
-callgrind=no
-build=
-for arg in "$@"; do
-    case $arg in
-    --callgrind) callgrind=yes ;;
-    -h|--help) sed -n '2,/^set -eu/p' "$0" | sed 's/^# \{0,1\}//;$d'
-               exit 0 ;;
-    -*) echo "run-w1.sh: unknown option $arg" >&2; exit 2 ;;
-    *) build=$arg ;;
-    esac
-done
-
-bench_dir=$(cd "$(dirname "$0")" && pwd)
-srcdir=$(dirname "$bench_dir")
-if [ -z "$build" ]; then
-    if [ -e ./bench/rl-bench ]; then
-        build=.
-    else
-        for d in "$srcdir"/_build/*/; do
-            if [ -e "$d/bench/rl-bench" ]; then
-                build=$d
-                break
-            fi
-        done
-    fi
-fi
-if [ -z "$build" ] || [ ! -e "$build/bench/rl-bench" ]; then
-    echo "run-w1.sh: no bench/rl-bench in '${build:-.}'; build it first" \
-         "and give the build directory" >&2
-    exit 2
-fi
-build=$(cd "$build" && pwd)
-rlbench=$build/bench/rl-bench
+bench_flag=--callgrind
+bench_args "$@"
+callgrind=$flag
 
 checks=${W1_CHECKS:-1000000}
 keys=${W1_KEYS:-100000}
@@ -80,67 +55,15 @@ open_duration=${W1_OPEN_DURATION:-5}
 cg_checks=${CG_CHECKS:-100000}
 w1="--checks $checks --keys $keys --inflight $inflight --warmup $warmup"
 
-# ---- our own redis-server ----
+# ---- the server ----
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rl-w1.XXXXXX")
-pid=
-port=
-
-# On any exit: stop the server we started (by its pid) and remove tmp.
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-rcli() {
-    redis-cli -h 127.0.0.1 -p "$port" "$@"
-}
-
-# Whether the server on $port is ours (another one may hold the port
-# while ours failed to bind).
-server_is_ours() {
-    rcli info server 2>/dev/null | tr -d '\r' |
-        grep -qx "process_id:$pid"
-}
-
-# Starts redis-server on a random free port; tries a few ports.
-start_server() {
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000))
-        redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp" \
-            --save "" --appendonly no --logfile "$tmp/redis.log" &
-        pid=$!
-        i=0
-        while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do
-            if server_is_ours; then
-                return 0
-            fi
-            sleep 0.1
-            i=$((i + 1))
-        done
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        pid=
-    done
-    echo "run-w1.sh: could not start redis-server; its log:" >&2
-    cat "$tmp/redis.log" >&2 || true
-    return 1
-}
-
-start_server
+bench_server_start rl-w1
 results=$tmp/results.csv
 : >"$results"
 failed=0
 
-echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')" \
-     "on 127.0.0.1:$port (pid $pid); rl-bench from $build"
-echo "load before: $(uptime | sed 's/.*load average/load average/')"
+bench_server_line
+echo "load before: $(bench_load)"
 echo "W1: $checks checks over $keys keys, $inflight in flight, warmup" \
      "$warmup, limit 100 per 60000 ms"
 echo
@@ -149,9 +72,9 @@ echo
 
 # One rl-bench run; its CSV line goes to $results, its stderr shown.
 ours() {
-    rcli flushall >/dev/null
-    if ! "$rlbench" --backend redis --host 127.0.0.1 --port "$port" \
-            --quiet "$@" >>"$results"; then
+    bench_flush
+    # shellcheck disable=SC2086 # $server is a list of options
+    if ! "$rlbench" --backend redis $server --quiet "$@" >>"$results"; then
         echo "run-w1.sh: rl-bench $* failed (see above)" >&2
         failed=1
     fi
@@ -166,13 +89,12 @@ done
 # ---- 2. the peer ----
 
 peer=no
-if command -v node >/dev/null 2>&1 &&
-   [ -d "$bench_dir/peers/node_modules/rate-limiter-flexible" ]; then
+if bench_have_peer; then
     echo "rlf-w1.js (rate-limiter-flexible) ..."
-    rcli flushall >/dev/null
+    bench_flush
     # shellcheck disable=SC2086
-    if node "$bench_dir/peers/rlf-w1.js" --host 127.0.0.1 --port "$port" \
-            --quiet $w1 >>"$results"; then
+    if node "$bench_dir/peers/rlf-w1.js" $server --quiet $w1 \
+            >>"$results"; then
         peer=yes
     else
         echo "run-w1.sh: the peer failed (see above)" >&2
@@ -195,14 +117,15 @@ ours --algo fixed-window --open-loop "$open_rate" \
 ipc=
 if [ $callgrind = yes ]; then
     echo "rl-bench under callgrind ($cg_checks checks) ..."
-    rcli flushall >/dev/null
+    bench_flush
     cg=$tmp/w1-callgrind.out
     # Valgrind slows the client down some 50 times: a long deadline keeps
     # every answer from Redis rather than from the fallback.
+    # shellcheck disable=SC2086
     if REDIS_COMMAND_TIMEOUT=60000 "$build/libtool" --mode=execute \
             valgrind --tool=callgrind --callgrind-out-file="$cg" \
             --toggle-collect='measured_phase*' "$rlbench" --backend redis \
-            --host 127.0.0.1 --port "$port" --algo fixed-window \
+            $server --algo fixed-window \
             --checks "$cg_checks" --keys "$keys" --inflight "$inflight" \
             --warmup "$keys" --quiet >"$tmp/cg.csv" 2>"$tmp/cg.err"; then
         total=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$cg" | head -1)
@@ -215,7 +138,7 @@ if [ $callgrind = yes ]; then
     fi
 fi
 
-echo "load after: $(uptime | sed 's/.*load average/load average/')"
+echo "load after: $(bench_load)"
 echo
 
 # ---- 5. summary ----
