@@ -16,6 +16,9 @@
  * its own connect callback; and callbacks of a context that is no longer
  * c->ac are recognised as stale and ignored.
  *
+ * A new context builds its replies with reply.c's functions (the same
+ * redisReply trees, in one allocation per array).
+ *
  * An outage is logged once when it starts and once when it ends; the
  * password never appears in a log line.
  */
@@ -26,6 +29,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "redis.h"
+#include "reply.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
@@ -172,6 +176,7 @@ conn_attempt(struct rl_conn *c)
     }
     c->ac = ac;
     ac->data = c;
+    rl__reply_install(ac->c.reader); /* before any reply is read */
     if (redisLibeventAttach(ac, rl->base) != REDIS_OK) {
         conn_down(c, "cannot attach to the event loop", true);
         return;
