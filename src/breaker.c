@@ -327,6 +327,13 @@ rl__breaker_tick(struct rl_breaker *b, int64_t now)
     maybe_half_open(b, now);
 }
 
+void
+rl__breaker_server_back(struct rl_breaker *b)
+{
+    if (b->state == RL_BRK_OPEN && b->mode == RL_BRK_AUTO)
+        transition(b, RL_BRK_HALF_OPEN, "Redis answers again");
+}
+
 int64_t
 rl__breaker_next_deadline(const struct rl_breaker *b)
 {

@@ -189,6 +189,14 @@ void rl__breaker_cancel(struct rl_breaker *b, uint64_t ticket);
 void rl__breaker_tick(struct rl_breaker *b, int64_t now);
 
 /*
+ * The server is known to answer again (a connection was made and its
+ * handshake answered): an automatic opening goes half-open now rather
+ * than at its deadline, so probes find out at once whether Redis decides
+ * again.  Does nothing in other states or when forced.
+ */
+void rl__breaker_server_back(struct rl_breaker *b);
+
+/*
  * The absolute time (ms, the caller's clock) at which rl__breaker_tick has
  * something to do, or -1 when it has nothing (not open, or forced).  It
  * changes only when the state or mode changes, i.e. in the callback or

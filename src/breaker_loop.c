@@ -97,6 +97,15 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
+rl__brk_server_back(struct rl_limiter *rl)
+{
+    if (rl->brk == NULL)
+        return;
+    rl__breaker_server_back(&rl->brk->b);
+    arm(rl);
+}
+
+void
 rl__brk_notify(struct rl_limiter *rl)
 {
     struct rl_brk_loop *bl = rl->brk;

@@ -14,6 +14,9 @@ void rl__brk_destroy(struct rl_limiter *rl);
 bool rl__brk_admit(struct rl_req *req);
 /* Records the outcome of req's ticket from its completion status. */
 void rl__brk_record(struct rl_req *req, int status);
+/* A connection to Redis is ready again: an open breaker goes half-open
+   at once (its probes no longer wait out the recovery timeout). */
+void rl__brk_server_back(struct rl_limiter *rl);
 /* Tells the user's callback the changes since the last tick. */
 void rl__brk_notify(struct rl_limiter *rl);
 

@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "breaker_loop.h"
 #include "redis.h"
 #include "reply.h"
 
@@ -234,6 +235,8 @@ rl__conn_ready(struct rl_conn *c)
         rl__log(rl, RL_LOG_WARN, "redis %s: connected again",
                 node_name(c->node, name, sizeof(name)));
     c->logged_down = false;
+    if (c->ever_ready)
+        rl__brk_server_back(rl);
     c->ever_ready = true;
     rl__node_ready(c->node);
 }

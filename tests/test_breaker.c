@@ -492,6 +492,30 @@ START_TEST(test_recovery_exact_by_allow)
 }
 END_TEST
 
+/* The server answering again ends the wait at once, automatic only. */
+START_TEST(test_server_back_ends_the_wait)
+{
+    struct rl_breaker_params p = params(3, 30000);
+    struct rl_breaker b;
+
+    setup(&b, &p);
+    rl__breaker_server_back(&b);              /* closed: nothing */
+    ck_assert_int_eq(rl__breaker_state(&b), RL_BRK_CLOSED);
+    trip_now(&b, 1000);
+    rl__breaker_server_back(&b);
+    ck_assert_int_eq(rl__breaker_state(&b), RL_BRK_HALF_OPEN);
+    ck_assert_int_eq(rl__breaker_next_deadline(&b), -1);
+    expect_event(1, RL_BRK_OPEN, RL_BRK_HALF_OPEN, "Redis answers again");
+    ck_assert(rl__breaker_allow(&b, 1001) != RL_BRK_REFUSED);
+    rl__breaker_server_back(&b);              /* half-open: nothing */
+    ck_assert_int_eq(rec.n, 2);
+    ck_assert_int_eq(rl__breaker_force(&b, RL_BRK_FORCE_OPEN, 1002), RL_OK);
+    rl__breaker_server_back(&b);              /* forced: stays open */
+    ck_assert_int_eq(rl__breaker_state(&b), RL_BRK_OPEN);
+    ck_assert_int_eq(rl__breaker_verify(&b), 0);
+}
+END_TEST
+
 /* ---- half-open probes ---- */
 
 START_TEST(test_probes_close)
@@ -1260,6 +1284,7 @@ breaker_suite(void)
     tcase_add_test(tc, test_slow_rate_off);
     tcase_add_test(tc, test_recovery_exact_by_tick);
     tcase_add_test(tc, test_recovery_exact_by_allow);
+    tcase_add_test(tc, test_server_back_ends_the_wait);
     tcase_add_test(tc, test_probes_close);
     tcase_add_test(tc, test_probe_failure_reopens_at_once);
     tcase_add_test(tc, test_wait_doubles_capped_reset);

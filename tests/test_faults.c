@@ -361,6 +361,40 @@ START_TEST(breaker_opens_then_recovers)
 }
 END_TEST
 
+/*
+ * Redis killed and restarted while the breaker is open with a long
+ * recovery timeout: the new connection ends the wait, and Redis decides
+ * again within a second, not 30.
+ */
+START_TEST(breaker_ends_its_wait_when_redis_is_back)
+{
+    rl_config cfg;
+    rl_limiter *rl;
+    struct tally t = {0}, w = {0};
+    rl_breaker_state st;
+    int64_t back;
+
+    rl_config_init(&cfg);
+    cfg.circuit_breaker.enabled = true;
+    cfg.circuit_breaker.failure_threshold = 3;
+    cfg.circuit_breaker.recovery_timeout_ms = 30000;
+    rl = new_limiter(&cfg);
+    round_trip(rl, 1, &w);
+    ck_assert_int_eq(fx_redis_kill(srv), 0);
+    round_trip(rl, 3, &t);
+    ck_assert_int_eq(t.by_status[-RL_ERR_REDIS], 3);
+    ck_assert_int_eq(rl_breaker_get(rl, &st), RL_OK);
+    ck_assert_int_eq(st, RL_BREAKER_OPEN);
+    ck_assert_int_eq(fx_redis_restart(srv), 0);
+    back = time_to_backend(rl, 3000);
+    ck_assert_int_ge(back, 0);
+    ck_assert_int_lt(back, 3000);
+    ck_assert_int_eq(rl_breaker_get(rl, &st), RL_OK);
+    ck_assert_int_eq(st, RL_BREAKER_CLOSED);
+    rl_free(rl);
+}
+END_TEST
+
 START_TEST(breaker_forced_by_the_operator)
 {
     rl_config cfg;
@@ -472,6 +506,7 @@ faults_suite(void)
     tcase_add_test(tc, client_kill_reconnects);
     tcase_add_test(tc, password_changed_under_the_limiter);
     tcase_add_test(tc, breaker_opens_then_recovers);
+    tcase_add_test(tc, breaker_ends_its_wait_when_redis_is_back);
     tcase_add_test(tc, breaker_forced_by_the_operator);
     tcase_add_test(tc, overload_when_redis_hangs);
     tcase_add_test(tc, free_with_checks_in_flight_and_queued);
