@@ -49,51 +49,117 @@ cmd_reserve(struct rl_node *n, size_t more)
     return RL_OK;
 }
 
+/* Two digits a step: "00" to "99". */
+static const char digit_pairs[] =
+    "00010203040506070809101112131415161718192021222324"
+    "25262728293031323334353637383940414243444546474849"
+    "50515253545556575859606162636465666768697071727374"
+    "75767778798081828384858687888990919293949596979899";
+
+/* Decimal digits of u: 1 to 20 (hiredis countDigits). */
+static size_t
+digits10(uint64_t u)
+{
+    size_t n = 1;
+
+    for (;;) {
+        if (u < 10)
+            return n;
+        if (u < 100)
+            return n + 1;
+        if (u < 1000)
+            return n + 2;
+        if (u < 10000)
+            return n + 3;
+        u /= 10000;
+        n += 4;
+    }
+}
+
+/*
+ * Writes the len = digits10(u) digits of u at p.  The length is known
+ * first, so they go straight to their place from the last, two per
+ * division (Redis util.c ll2string): no reversal, half the divisions.
+ */
+static void
+put_digits(char *p, uint64_t u, size_t len)
+{
+    unsigned d;
+
+    while (u >= 100) {
+        d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        p[--len] = digit_pairs[d + 1];
+        p[--len] = digit_pairs[d];
+    }
+    if (u >= 10) {
+        p[1] = digit_pairs[u * 2 + 1];
+        p[0] = digit_pairs[u * 2];
+    } else {
+        p[0] = (char)('0' + u);
+    }
+}
+
 /* Writes v in decimal at p; returns the length. */
 static size_t
 fmt_i64(char *p, int64_t v)
 {
-    char tmp[24];
-    size_t n = 0, i;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t neg = v < 0, len = digits10(u);
 
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        tmp[n++] = '-';
-    for (i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
+    p[0] = '-';             /* the first digit overwrites it when v >= 0 */
+    put_digits(p + neg, u, len);
+    return neg + len;
 }
 
-/* Appends "<c><v>\r\n" (array or bulk header). */
+/* Writes "<c><v>\r\n" (array or bulk header) at p; returns its end. */
+static char *
+header_at(char *p, char c, int64_t v)
+{
+    *p++ = c;
+    if (v >= 0 && v < 10)
+        *p++ = (char)('0' + v);     /* most bulk lengths */
+    else
+        p += fmt_i64(p, v);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* Appends "<c><v>\r\n".  The writers work on a local cursor: a store
+   through char * could alias n->cmd_len and force it to be reloaded. */
 static void
 put_header(struct rl_node *n, char c, int64_t v)
 {
-    n->cmd[n->cmd_len++] = c;
-    n->cmd_len += fmt_i64(n->cmd + n->cmd_len, v);
-    n->cmd[n->cmd_len++] = '\r';
-    n->cmd[n->cmd_len++] = '\n';
+    n->cmd_len = (size_t)(header_at(n->cmd + n->cmd_len, c, v) - n->cmd);
 }
 
 static void
 put_bulk(struct rl_node *n, const char *s, size_t len)
 {
-    put_header(n, '$', (int64_t)len);
-    memcpy(n->cmd + n->cmd_len, s, len);
-    n->cmd_len += len;
-    n->cmd[n->cmd_len++] = '\r';
-    n->cmd[n->cmd_len++] = '\n';
+    char *p = header_at(n->cmd + n->cmd_len, '$', (int64_t)len);
+
+    memcpy(p, s, len);
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
+    n->cmd_len = (size_t)(p - n->cmd);
 }
 
+/* Appends v as a bulk string, its digits written in place. */
 static void
 put_int(struct rl_node *n, int64_t v)
 {
-    char tmp[24];
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t neg = v < 0, len = digits10(u);
+    char *p = header_at(n->cmd + n->cmd_len, '$', (int64_t)(neg + len));
 
-    put_bulk(n, tmp, fmt_i64(tmp, v));
+    p[0] = '-';
+    put_digits(p + neg, u, len);
+    p += neg + len;
+    *p++ = '\r';
+    *p++ = '\n';
+    n->cmd_len = (size_t)(p - n->cmd);
 }
 
 /* Appends the Redis key of (alg, req's key), escaped (keys.c). */
@@ -105,6 +171,35 @@ put_key(struct rl_node *n, rl_algorithm alg, const struct rl_req *req)
                                req->keylen, key);
 
     put_bulk(n, key, len);
+}
+
+/*
+ * Appends max, window and cost of each check of b.  The checks of a batch
+ * mostly share one limit: a check with the three numbers of the one
+ * before gets a copy of their bytes rather than three conversions.
+ */
+static void
+put_limits(struct rl_node *n, const struct rl_batch *b)
+{
+    const struct rl_req *req, *prev = NULL;
+    size_t start = 0, len = 0;
+    int i;
+
+    for (i = 0; i < b->n; i++) {
+        req = b->reqs[i];
+        if (prev != NULL && req->max == prev->max &&
+            req->window == prev->window && req->cost == prev->cost) {
+            memcpy(n->cmd + n->cmd_len, n->cmd + start, len);
+            n->cmd_len += len;
+            continue;
+        }
+        start = n->cmd_len;
+        put_int(n, req->max);
+        put_int(n, req->window);
+        put_int(n, req->cost);
+        len = n->cmd_len - start;
+        prev = req;
+    }
 }
 
 /* Room for a batch: headers, keys escaped, numbers. */
@@ -144,11 +239,7 @@ format_checks(struct rl_node *n, const struct rl_batch *b)
     else
         put_bulk(n, "", 0);
     put_int(n, rl->cfg.redis.ttl_buffer_s * 1000);
-    for (i = 0; i < b->n; i++) {
-        put_int(n, b->reqs[i]->max);
-        put_int(n, b->reqs[i]->window);
-        put_int(n, b->reqs[i]->cost);
-    }
+    put_limits(n, b);
     return RL_OK;
 }
 
