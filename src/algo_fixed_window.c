@@ -35,7 +35,8 @@ rl__algo_fixed_window(rl_algo_state *st, int64_t now, int64_t max,
     if (out->allowed)
         count += cost;
     out->remaining = max - count > 0 ? max - count : 0;
-    out->reset_ms = start + window - t;
+    /* Nothing counted (after a check of cost 0 only): whole already. */
+    out->reset_ms = count > 0 ? start + window - t : 0;
     out->retry_after_ms = out->allowed ? 0 : out->reset_ms;
     out->expire_at_ms = t + out->reset_ms;
 

@@ -169,6 +169,8 @@ expired(const struct rl_log *l, int64_t t, int64_t w, int64_t *units)
 /*
  * One check at now.  On a change of window, what expired under either the
  * old or the new window is dropped; the rest then lives by the new one.
+ * A check of cost 0 admits nothing, so it adds no entry (and never
+ * allocates): it only drops what expired.
  */
 int
 rl__algo_sliding_log(rl_algo_state *st, int64_t now, int64_t max,
@@ -176,7 +178,7 @@ rl__algo_sliding_log(rl_algo_state *st, int64_t now, int64_t max,
 {
     struct rl_log *l = st->log;
     uint32_t len = l ? l->len : 0, drop;
-    int64_t t = now, w = window, gone, newest;
+    int64_t t = now, w = window, gone, newest, sum;
     bool allowed;
     int rc;
 
@@ -188,7 +190,7 @@ rl__algo_sliding_log(rl_algo_state *st, int64_t now, int64_t max,
     drop = expired(l, t, w, &gone);
 
     allowed = (l ? l->sum : 0) - gone + cost <= max;
-    if (allowed && (len == drop || at(l, len - 1)->ts != t)) {
+    if (allowed && cost > 0 && (len == drop || at(l, len - 1)->ts != t)) {
         rc = reserve(st, len - drop + 1, max);
         if (rc != RL_OK)
             return rc;
@@ -197,11 +199,12 @@ rl__algo_sliding_log(rl_algo_state *st, int64_t now, int64_t max,
 
     if (l) {
         drop_oldest(l, drop);
-        if (allowed)
+        if (allowed && cost > 0)
             append(l, t, cost);
     }
+    sum = l ? l->sum : 0;
     out->allowed = allowed;
-    out->remaining = l && max - l->sum > 0 ? max - l->sum : 0;
+    out->remaining = max - sum > 0 ? max - sum : 0;
     out->retry_after_ms = 0;
     if (!out->allowed)
         out->retry_after_ms = pass_time(l, max, window, cost) - t;
