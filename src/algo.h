@@ -9,8 +9,14 @@
  *
  * Inputs are validated before they get here (rl__validate_check): the
  * algorithms assume 1 <= max <= RL_MAX_REQUESTS_MAX (RL_SLIDING_LOG_MAX for
- * the sliding log), 1 <= window <= RL_WINDOW_MS_MAX, 1 <= cost <= max and
- * 0 <= now_ms < 2^50.
+ * the sliding log), 1 <= window <= RL_WINDOW_MS_MAX, 0 <= cost <= max and
+ * 0 <= now_ms < 2^50.  Users cannot ask for cost 0; the groups below use
+ * it internally for "what the state has left, nothing charged"
+ * (docs/algorithms.md, section 10).
+ *
+ * Beyond one check: a peek (a decision on a copy) and a group (checks
+ * decided all or nothing), the C twins of the scripts' call modes 'P' and
+ * "g1,g2,...".
  */
 #ifndef RL_ALGO_H
 #define RL_ALGO_H
@@ -69,6 +75,45 @@ int rl__algo_decide(rl_algorithm alg, rl_algo_state *st, int64_t now_ms,
 
 /* Releases what a state owns and makes it fresh. */
 void rl__algo_state_clear(rl_algo_state *st);
+
+/*
+ * Deep copy of *src into *dst (the sliding log's ring too).  *dst must own
+ * nothing (fresh or cleared): it is overwritten, not released; the copy is
+ * the caller's, released with rl__algo_state_clear.  Returns RL_OK, or
+ * RL_ERR_NOMEM (*dst left fresh).
+ */
+int rl__algo_state_copy(rl_algo_state *dst, const rl_algo_state *src);
+
+/*
+ * A decision on a copy: what rl__algo_decide would answer, *st unchanged
+ * (the scripts' mode 'P').  Returns RL_OK, RL_ERR_NOMEM (copying or
+ * growing the sliding log's ring; *out unchanged) or RL_ERR_INVALID (not
+ * an rl_algorithm).
+ */
+int rl__algo_peek(rl_algorithm alg, const rl_algo_state *st, int64_t now,
+                  int64_t max, int64_t window, int64_t cost, rl_decision *out);
+
+/*
+ * Decides a group of n checks all or nothing at now (the semantics of the
+ * scripts' group mode, docs/algorithms.md, section 10).  st[i] is the
+ * state of check i's key; checks on one key share one pointer.  The checks
+ * are decided in order, each on what the earlier ones left.  When every
+ * check admits, the states are left charged exactly as n successive
+ * rl__algo_decide calls would leave them, out[i] is what call i answered
+ * and *admitted = true.  Otherwise the states are left untouched,
+ * *admitted = false and out[] holds the group-denied results: allowed
+ * false everywhere; a check that itself denied keeps its remaining,
+ * reset_ms and retry_after_ms; every other check gets retry_after_ms 0 and
+ * the remaining and reset_ms of a check of cost 0 with its limit on its
+ * untouched state.  out[i].expire_at_ms: as rl__algo_decide's for the
+ * charged state (admitted) or the untouched state's (denied: when its own
+ * limit lets it go, now for a fresh one).  n <= RL_CHECK_ALL_MAX.
+ * Returns RL_OK, RL_ERR_NOMEM (states untouched, out[] undefined) or
+ * RL_ERR_INVALID (n too big or not an rl_algorithm; nothing done).
+ */
+int rl__algo_group(rl_algorithm alg, rl_algo_state *const st[], size_t n,
+                   int64_t now, const int64_t max[], const int64_t window[],
+                   const int64_t cost[], rl_decision out[], bool *admitted);
 
 /* Per algorithm, called by rl__algo_decide; same contract. */
 int rl__algo_fixed_window(rl_algo_state *st, int64_t now, int64_t max,
