@@ -9,9 +9,10 @@
  * sliding log), against an exact rational model in __int128 (token bucket,
  * GCRA), and against the meaning of each output (retry_after_ms and
  * reset_ms are exact, remaining is what really remains, a state is fresh
- * from expire_at_ms on, a denial changes nothing).  Helpers: the names,
- * the dispatch, the memory of the sliding log, and the Lua procedure for
- * muldiv emulated in doubles.
+ * from expire_at_ms on, a denial changes nothing, a group answers and
+ * charges as its checks alone or not at all).  Helpers: the names, the
+ * dispatch, the memory of the sliding log, copies, peeks, groups and
+ * cost 0, and the Lua procedure for muldiv emulated in doubles.
  */
 #include <check.h>
 #include <math.h>
@@ -90,21 +91,7 @@ decide(rl_algorithm alg, rl_algo_state *st, int64_t now, int64_t max,
 static void
 state_copy(rl_algo_state *dst, const rl_algo_state *src)
 {
-    *dst = *src;
-    dst->log = NULL;
-    if (!src->log)
-        return;
-    dst->log = malloc(sizeof(*dst->log));
-    REQUIRE(dst->log != NULL);
-    *dst->log = *src->log;
-    dst->log->e = NULL;
-    if (src->log->cap > 0) {
-        size_t sz = src->log->cap * sizeof(*src->log->e);
-
-        dst->log->e = malloc(sz);
-        REQUIRE(dst->log->e != NULL);
-        memcpy(dst->log->e, src->log->e, sz);
-    }
+    REQUIRE(rl__algo_state_copy(dst, src) == RL_OK);
 }
 
 /* The decision a copy of st would give (st unchanged). */
@@ -867,6 +854,338 @@ START_TEST(test_denied_keeps_count)
 }
 END_TEST
 
+/* ---- copies, peeks, groups and cost 0 (section 10) ---- */
+
+/* Whether two states hold the same numbers and the same log entries. */
+static bool
+state_equal(const rl_algo_state *a, const rl_algo_state *b)
+{
+    uint32_t n = a->log ? a->log->len : 0, i;
+    const struct rl_log_entry *x, *y;
+
+    if (memcmp(a->v, b->v, sizeof(a->v)) != 0 || a->max != b->max ||
+        a->window != b->window || n != (b->log ? b->log->len : 0))
+        return false;
+    if (n > 0 && a->log->sum != b->log->sum)
+        return false;
+    for (i = 0; i < n; i++) {
+        x = &a->log->e[(a->log->head + i) % a->log->cap];
+        y = &b->log->e[(b->log->head + i) % b->log->cap];
+        if (x->ts != y->ts || x->cost != y->cost)
+            return false;
+    }
+    return true;
+}
+
+/* Asserts every field of a decision. */
+static void
+assert_decision(const rl_decision *d, int allowed, int64_t remaining,
+                int64_t reset, int64_t retry, int64_t expire,
+                const char *what)
+{
+    ck_assert_msg(d->allowed == allowed && d->remaining == remaining &&
+                  d->reset_ms == reset && d->retry_after_ms == retry &&
+                  d->expire_at_ms == expire,
+                  "%s: got allowed %d remaining %lld reset %lld retry %lld"
+                  " expire %lld", what, (int)d->allowed,
+                  (long long)d->remaining, (long long)d->reset_ms,
+                  (long long)d->retry_after_ms, (long long)d->expire_at_ms);
+}
+
+/* rl__algo_decide without decide()'s bounds, which cost 0 may leave. */
+static rl_decision
+decide_raw(rl_algorithm alg, rl_algo_state *st, int64_t now, int64_t max,
+           int64_t window, int64_t cost)
+{
+    rl_decision d;
+
+    memset(&d, 0xa5, sizeof(d));
+    REQUIRE(rl__algo_decide(alg, st, now, max, window, cost, &d) == RL_OK);
+    return d;
+}
+
+/*
+ * A copy is deep: the original and the copy decide apart (if they shared
+ * the log, the second check of cost 5 would be denied).
+ */
+START_TEST(test_state_copy)
+{
+    rl_algorithm alg = all_algs[_i];
+    rl_algo_state st, c;
+    rl_decision a, b;
+
+    memset(&st, 0, sizeof(st));
+    ck_assert_int_eq(rl__algo_state_copy(&c, &st), RL_OK);
+    ck_assert(c.max == 0 && c.log == NULL);
+    decide(alg, &st, 0, 10, 100, 3);
+    decide(alg, &st, 5, 10, 100, 2);
+    ck_assert_int_eq(rl__algo_state_copy(&c, &st), RL_OK);
+    ck_assert(state_equal(&c, &st));
+    if (alg == SL)
+        ck_assert(c.log != st.log && c.log->e != st.log->e &&
+                  c.log->len == 2);
+    a = decide(alg, &c, 5, 10, 100, 5);
+    b = decide(alg, &st, 5, 10, 100, 5);
+    ck_assert(a.allowed && same_decision(&a, &b));
+    ck_assert(state_equal(&c, &st));
+    rl__algo_state_clear(&c);
+    rl__algo_state_clear(&st);
+}
+END_TEST
+
+/* A peek answers what a check would, and leaves the state as it was. */
+START_TEST(test_peek)
+{
+    rl_algorithm alg = all_algs[_i];
+    rl_algo_state st, before;
+    rl_decision p, d;
+
+    memset(&st, 0, sizeof(st));
+    decide(alg, &st, 0, 10, 100, 7);
+    state_copy(&before, &st);
+    memset(&p, 0, sizeof(p));
+    ck_assert_int_eq(rl__algo_peek(alg, &st, 0, 10, 100, 4, &p), RL_OK);
+    ck_assert(!p.allowed && p.retry_after_ms > 0);
+    ck_assert(state_equal(&st, &before));
+    ck_assert_int_eq(rl__algo_peek(alg, &st, 0, 10, 100, 3, &p), RL_OK);
+    ck_assert(p.allowed && p.remaining == 0);
+    ck_assert(state_equal(&st, &before));
+    d = decide(alg, &st, 0, 10, 100, 3);
+    ck_assert(same_decision(&p, &d));
+    ck_assert_int_eq(rl__algo_peek((rl_algorithm)9, &st, 10, 10, 100, 1, &p),
+                     RL_ERR_INVALID);
+    rl__algo_state_clear(&before);
+    rl__algo_state_clear(&st);
+}
+END_TEST
+
+/*
+ * Cost 0 on a fresh state: everything left, nothing in use, no log
+ * allocated.  After 8 of 10 units at 0, cost 0 with max 5 at 10: denied
+ * where 8 units stay in use (fixed and sliding window, log), passing
+ * where the bucket's converted level or GCRA's TAT allows it.  At 500
+ * every state has let go: as fresh.
+ */
+START_TEST(test_cost_zero)
+{
+    static const struct {
+        int allowed;
+        int64_t remaining, reset, retry, expire;
+    } smaller[] = {
+        [SW] = { DENY, 0, 190, 128, 200 },
+        [TB] = { ALLOW, 0, 100, 0, 110 },
+        [FW] = { DENY, 0, 90, 90, 100 },
+        [SL] = { DENY, 0, 90, 90, 100 },
+        [GC] = { ALLOW, 1, 70, 0, 80 },
+    };
+    rl_algorithm alg = all_algs[_i];
+    rl_algo_state st;
+    rl_decision d;
+
+    memset(&st, 0, sizeof(st));
+    d = decide_raw(alg, &st, 1000, 10, 100, 0);
+    assert_decision(&d, ALLOW, 10, 0, 0, 1000, "fresh");
+    ck_assert_ptr_null(st.log);
+    rl__algo_state_clear(&st);
+
+    decide(alg, &st, 0, 10, 100, 8);
+    d = decide_raw(alg, &st, 10, 5, 100, 0);
+    assert_decision(&d, smaller[alg].allowed, smaller[alg].remaining,
+                    smaller[alg].reset, smaller[alg].retry,
+                    smaller[alg].expire, "smaller max");
+    d = decide_raw(alg, &st, 500, 5, 100, 0);
+    assert_decision(&d, ALLOW, 5, 0, 0, 500, "all expired");
+    if (alg == SL)
+        ck_assert_int_eq(st.log->len, 0);
+    d = decide(alg, &st, 500, 5, 100, 5);
+    assert_decision(&d, ALLOW, 0, alg == SW ? 200 : 100, 0,
+                    alg == SW ? 700 : 600, "then as fresh");
+    rl__algo_state_clear(&st);
+}
+END_TEST
+
+/*
+ * The three keys of the group tests: A (10 per 100 ms) took 2 and B (5
+ * per 100 ms) took 4 at 1000; C is fresh.  What each algorithm answers
+ * at 1010 for A and B with cost 0 (A0, B0: remaining, reset), for B's own
+ * denial of cost 2 (rem, reset, retry), and when A and B let go.
+ */
+struct group_want {
+    int64_t a0_rem, a0_reset, b_reset, b_retry, a_exp, b_exp;
+    int64_t a2_rem, a2_reset, a2_retry; /* A's second check of cost 5 */
+    int64_t a_rem_after;                /* A's check of cost 1 after */
+};
+
+static const struct group_want group_want[] = {
+    [SW] = { 8, 190, 190, 115, 1200, 1200, 3, 190, 119, 7 },
+    [TB] = { 9, 10, 70, 10, 1020, 1080, 4, 60, 10, 8 },
+    [FW] = { 8, 90, 90, 90, 1100, 1100, 3, 90, 90, 7 },
+    [SL] = { 8, 90, 90, 90, 1100, 1100, 3, 100, 90, 7 },
+    [GC] = { 9, 10, 70, 10, 1020, 1080, 4, 60, 10, 8 },
+};
+
+/* A, B and C of the group tests, and copies of them. */
+struct abc {
+    rl_algo_state s[3], before[3];
+};
+
+static void
+abc_setup(rl_algorithm alg, struct abc *k)
+{
+    int i;
+
+    memset(k, 0, sizeof(*k));
+    decide(alg, &k->s[0], 1000, 10, 100, 2);
+    decide(alg, &k->s[1], 1000, 5, 100, 4);
+    for (i = 0; i < 3; i++)
+        state_copy(&k->before[i], &k->s[i]);
+}
+
+/* The group left every state as it was. */
+static void
+abc_untouched(const struct abc *k)
+{
+    int i;
+
+    for (i = 0; i < 3; i++)
+        ck_assert_msg(state_equal(&k->s[i], &k->before[i]),
+                      "state %d changed", i);
+}
+
+/*
+ * rl__algo_group at 1010 on k's states key[0..2], windows of 100 ms;
+ * returns whether the group was admitted.
+ */
+static bool
+abc_group(rl_algorithm alg, struct abc *k, const int key[3],
+          const int64_t max[3], const int64_t cost[3], rl_decision out[3])
+{
+    static const int64_t win[] = { 100, 100, 100 };
+    rl_algo_state *st[3];
+    bool admitted = false;
+    int i;
+
+    for (i = 0; i < 3; i++)
+        st[i] = &k->s[key[i]];
+    ck_assert_int_eq(rl__algo_group(alg, st, 3, 1010, max, win, cost, out,
+                                    &admitted), RL_OK);
+    return admitted;
+}
+
+static void
+abc_clear(struct abc *k)
+{
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        rl__algo_state_clear(&k->s[i]);
+        rl__algo_state_clear(&k->before[i]);
+    }
+}
+
+/*
+ * A group of three limits whose second denies: nothing charged (checks
+ * after it see the states of before), the retry on the denier only, the
+ * others' remaining uncharged.
+ */
+START_TEST(test_group_denied)
+{
+    static const int key[] = { 0, 1, 2 };
+    static const int64_t max[] = { 10, 5, 10 }, cost[] = { 3, 2, 2 };
+    const struct group_want *w = &group_want[all_algs[_i]];
+    struct abc k;
+    rl_decision out[3], d;
+
+    abc_setup(all_algs[_i], &k);
+    ck_assert(!abc_group(all_algs[_i], &k, key, max, cost, out));
+    assert_decision(&out[0], DENY, w->a0_rem, w->a0_reset, 0, w->a_exp,
+                    "A, uncharged");
+    assert_decision(&out[1], DENY, 1, w->b_reset, w->b_retry, w->b_exp,
+                    "B, the denier");
+    assert_decision(&out[2], DENY, 10, 0, 0, 1010, "C, fresh");
+    abc_untouched(&k);
+    d = decide(all_algs[_i], &k.s[0], 1010, 10, 100, 1);
+    ck_assert(d.allowed && d.remaining == w->a_rem_after);
+    d = decide(all_algs[_i], &k.s[1], 1010, 5, 100, 1);
+    ck_assert(d.allowed && d.remaining == 0);
+    d = decide(all_algs[_i], &k.s[2], 1010, 10, 100, 1);
+    ck_assert(d.allowed && d.remaining == 9);
+    abc_clear(&k);
+}
+END_TEST
+
+/*
+ * One key twice in a group: the second check sees the first's charge.
+ * A, 5 then 5, and C, 1: the second A check denies on what the first
+ * took, keeps its own answer; the first gets A's uncharged one.  Then A,
+ * 3 then 3, and C, 2: all admitted, exactly as three checks alone.
+ */
+START_TEST(test_group_same_key)
+{
+    static const int key[] = { 0, 0, 2 };
+    static const int64_t max[] = { 10, 10, 10 };
+    static const int64_t cost_denied[] = { 5, 5, 1 }, cost_ok[] = { 3, 3, 2 };
+    static const int64_t a2_after[] = { [SW] = 2, [TB] = 3, [FW] = 2,
+                                        [SL] = 2, [GC] = 3 };
+    rl_algorithm alg = all_algs[_i];
+    const struct group_want *w = &group_want[alg];
+    struct abc k;
+    rl_decision out[3], want;
+    int i;
+
+    abc_setup(alg, &k);
+    ck_assert(!abc_group(alg, &k, key, max, cost_denied, out));
+    assert_decision(&out[0], DENY, w->a0_rem, w->a0_reset, 0, w->a_exp,
+                    "A first, uncharged");
+    assert_decision(&out[1], DENY, w->a2_rem, w->a2_reset, w->a2_retry,
+                    w->a_exp, "A second, the denier");
+    assert_decision(&out[2], DENY, 10, 0, 0, 1010, "C");
+    abc_untouched(&k);
+
+    ck_assert(abc_group(alg, &k, key, max, cost_ok, out));
+    ck_assert_int_eq(out[1].remaining, a2_after[alg]);
+    for (i = 0; i < 3; i++) {
+        want = decide(alg, &k.before[key[i]], 1010, max[i], 100,
+                      cost_ok[i]);
+        ck_assert_msg(same_decision(&out[i], &want), "check %d", i);
+    }
+    ck_assert(state_equal(&k.s[0], &k.before[0]) &&
+              state_equal(&k.s[2], &k.before[2]));
+    abc_clear(&k);
+}
+END_TEST
+
+/* Bad arguments: nothing done. */
+START_TEST(test_group_invalid)
+{
+    rl_algo_state s, *st[RL_CHECK_ALL_MAX + 1];
+    int64_t v[RL_CHECK_ALL_MAX + 1];
+    rl_decision out[RL_CHECK_ALL_MAX + 1];
+    bool admitted = false;
+    size_t i;
+
+    memset(&s, 0, sizeof(s));
+    for (i = 0; i <= RL_CHECK_ALL_MAX; i++) {
+        st[i] = &s;
+        v[i] = 1;
+    }
+    ck_assert_int_eq(rl__algo_group(SW, st, RL_CHECK_ALL_MAX + 1, 0, v, v, v,
+                                    out, &admitted), RL_ERR_INVALID);
+    ck_assert_int_eq(rl__algo_group((rl_algorithm)9, st, 1, 0, v, v, v, out,
+                                    &admitted), RL_ERR_INVALID);
+    ck_assert(!admitted && s.max == 0);
+    ck_assert_int_eq(rl__algo_group(SW, st, 0, 0, v, v, v, out, &admitted),
+                     RL_OK);
+    ck_assert(admitted);
+    ck_assert_int_eq(rl__algo_group(SW, st, RL_CHECK_ALL_MAX, 0, v, v, v,
+                                    out, &admitted), RL_OK);
+    ck_assert(!admitted && s.max == 0);
+    /* The second unit check denies (one unit per 2 ms, section 9). */
+    ck_assert(!out[0].allowed && out[0].remaining == 1 &&
+              out[1].remaining == 0 && out[1].retry_after_ms == 2);
+}
+END_TEST
+
 /* ---- properties ---- */
 
 struct adm {
@@ -1249,6 +1568,130 @@ START_TEST(test_muldiv)
 }
 END_TEST
 
+/* ---- groups against checks alone ---- */
+
+#define GROUP_KEYS 4
+#define GROUP_MAX 8
+
+/* A group of random checks on GROUP_KEYS keys, and the states before. */
+struct rgroup {
+    int n, key[GROUP_MAX];
+    rl_algo_state *st[GROUP_MAX];
+    int64_t max[GROUP_MAX], win[GROUP_MAX], cost[GROUP_MAX];
+    rl_algo_state before[GROUP_KEYS], alone[GROUP_KEYS];
+};
+
+/* What a denied group answers for check i (dec: its decision alone). */
+static void
+check_denied(rl_algorithm alg, const struct rgroup *g, int i, int64_t now,
+             const rl_decision *dec, const rl_decision *out)
+{
+    const rl_algo_state *b = &g->before[g->key[i]];
+    rl_decision p, own;
+    int64_t expire = now;
+
+    REQUIRE(!out->allowed);
+    if (b->max != 0) {
+        REQUIRE(rl__algo_peek(alg, b, now, b->max, b->window, 0, &own) ==
+                RL_OK);
+        expire = own.expire_at_ms;
+    }
+    REQUIRE(out->expire_at_ms == expire);
+    if (!dec->allowed) {
+        REQUIRE(out->remaining == dec->remaining &&
+                out->reset_ms == dec->reset_ms &&
+                out->retry_after_ms == dec->retry_after_ms);
+        return;
+    }
+    REQUIRE(rl__algo_peek(alg, b, now, g->max[i], g->win[i], 0, &p) == RL_OK);
+    REQUIRE(out->remaining == p.remaining && out->reset_ms == p.reset_ms &&
+            out->retry_after_ms == 0);
+}
+
+/*
+ * Runs one random group through rl__algo_group and the same checks alone
+ * on copies; returns whether it was admitted.
+ */
+static bool
+group_round(rl_algorithm alg, rl_algo_state *keys, const int64_t *lmax,
+            const int64_t *lwin, int64_t now)
+{
+    struct rgroup g;
+    rl_decision out[GROUP_MAX], dec[GROUP_MAX];
+    bool admitted = false, all = true;
+    int i, k;
+
+    g.n = (int)rnd_in(1, GROUP_MAX);
+    for (i = 0; i < g.n; i++) {
+        k = g.key[i] = (int)rnd_in(0, GROUP_KEYS - 1);
+        g.st[i] = &keys[k];
+        g.max[i] = lmax[k];
+        g.win[i] = lwin[k];
+        g.cost[i] = rnd_cost(lmax[k]);
+    }
+    for (k = 0; k < GROUP_KEYS; k++) {
+        state_copy(&g.before[k], &keys[k]);
+        state_copy(&g.alone[k], &keys[k]);
+    }
+    for (i = 0; i < g.n; i++) {
+        dec[i] = decide(alg, &g.alone[g.key[i]], now, g.max[i], g.win[i],
+                        g.cost[i]);
+        all = all && dec[i].allowed;
+    }
+    REQUIRE(rl__algo_group(alg, g.st, (size_t)g.n, now, g.max, g.win, g.cost,
+                           out, &admitted) == RL_OK);
+    REQUIRE(admitted == all);
+    for (i = 0; i < g.n; i++) {
+        if (all)
+            REQUIRE(same_decision(&out[i], &dec[i]));
+        else
+            check_denied(alg, &g, i, now, &dec[i], &out[i]);
+    }
+    for (k = 0; k < GROUP_KEYS; k++) {
+        REQUIRE(state_equal(&keys[k], all ? &g.alone[k] : &g.before[k]));
+        rl__algo_state_clear(&g.before[k]);
+        rl__algo_state_clear(&g.alone[k]);
+    }
+    return all;
+}
+
+/*
+ * Random groups of 1..8 checks on four keys (so often one key twice),
+ * limits changing: an admitted group answers and charges exactly as its
+ * checks alone would; a denied one leaves every state as it was, its
+ * deniers answer as alone, the others as a check of cost 0 on the state
+ * before.  A group of one answers as the check alone.
+ */
+START_TEST(test_prop_group)
+{
+    rl_algorithm alg = all_algs[_i];
+    rl_algo_state keys[GROUP_KEYS];
+    int64_t lmax[GROUP_KEYS], lwin[GROUP_KEYS], now;
+    long admitted = 0, rounds = 20000, r;
+    int k;
+
+    rng = 0x5eed0500 + (uint64_t)_i;
+    memset(keys, 0, sizeof(keys));
+    now = rnd_in(0, INT64_C(1) << 40);
+    for (k = 0; k < GROUP_KEYS; k++)
+        rnd_limit(alg, &lmax[k], &lwin[k]);
+    for (r = 0; r < rounds; r++) {
+        k = (int)rnd_in(0, GROUP_KEYS - 1);
+        if (rnd() % 10 == 0)
+            rnd_limit(alg, &lmax[k], &lwin[k]);
+        now += rnd_step(lwin[k] < 1000000 ? lwin[k] : 1000000);
+        admitted += group_round(alg, keys, lmax, lwin, now);
+        if (r % 100 == 99)
+            for (k = 0; k < GROUP_KEYS; k++)
+                rl__algo_state_clear(&keys[k]);
+    }
+    for (k = 0; k < GROUP_KEYS; k++)
+        rl__algo_state_clear(&keys[k]);
+    ck_assert_int_gt(admitted, rounds / 10);
+    ck_assert_int_gt(rounds - admitted, rounds / 10);
+}
+END_TEST
+
 /* ---- the runner ---- */
 
 static Suite *
@@ -1277,6 +1720,12 @@ algo_suite(void)
     tcase_add_test(tc, test_sl_full_ring);
     tcase_add_test(tc, test_sl_nomem);
     tcase_add_loop_test(tc, test_denied_keeps_count, 0, 5);
+    tcase_add_loop_test(tc, test_state_copy, 0, 5);
+    tcase_add_loop_test(tc, test_peek, 0, 5);
+    tcase_add_loop_test(tc, test_cost_zero, 0, 5);
+    tcase_add_loop_test(tc, test_group_denied, 0, 5);
+    tcase_add_loop_test(tc, test_group_same_key, 0, 5);
+    tcase_add_test(tc, test_group_invalid);
     tcase_add_test(tc, test_muldiv);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
@@ -1287,6 +1736,7 @@ algo_suite(void)
     tcase_add_loop_test(pr, test_prop_remaining, 0, 5);
     tcase_add_loop_test(pr, test_prop_denial_neutral, 0, 5);
     tcase_add_test(pr, test_prop_bucket_reference);
+    tcase_add_loop_test(pr, test_prop_group, 0, 5);
     tcase_set_timeout(pr, 300);
     suite_add_tcase(s, pr);
     return s;
