@@ -3,8 +3,16 @@ common.lua: what every algorithm script shares, placed before each of
 them when build-aux/lua2c.sh embeds lua/<name>.lua into the library (so
 the script Redis runs, and hashes, is common.lua followed by the
 algorithm's file).  Exact integer helpers of docs/algorithms.md (section
-2), the clock (the caller's time or Redis TIME), a cache of decimal
-conversions, and the one MGET that reads every key of the batch.
+2), a cache of decimal conversions, the clock (the caller's time or Redis
+TIME), the one MGET that reads every key of the batch, and the driver of
+the call modes (section 10): each check alone, peek, groups.
+
+Mode '' is the hot path, and must cost no more than it did before the
+other modes: every function is a closure each run makes anew (about as
+costly as a table, plus each local it captures), and a Lua call per
+check is a few percent of a check.  So each script decides its checks in
+one loop of its main chunk, and the driver of the other modes is made
+only for a call that has one.
 ]]
 
 local call = redis.call
@@ -39,16 +47,6 @@ local function muldiv(a, b, c)
     return q1 * 32768 + q2, r2
 end
 
--- Now in ms, and whether it is the server's: the caller's time, or Redis
--- TIME when the caller sent none.
-local function clock(arg)
-    if arg ~= '' then
-        return tonumber(arg), false
-    end
-    local t = call('TIME')
-    return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000), true
-end
-
 -- Decimal strings to numbers, each string converted once per run: a batch
 -- repeats the same few limits, and stored states share many numbers
 -- (tonumber, strtod, is costly next to a table lookup).
@@ -57,6 +55,15 @@ local num = setmetatable({}, {__index = function(t, s)
     t[s] = v
     return v
 end})
+
+-- Now in ms, and whether it is the server's (timed): the caller's time,
+-- or Redis TIME when the caller sent none.  The ms added to every expiry.
+local now, timed = tonumber(ARGV[1]), false
+if ARGV[1] == '' then
+    local t = call('TIME')
+    now, timed = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000), true
+end
+local buffer = num[ARGV[2]]
 
 -- The stored values of KEYS, in order (false for a missing key): one
 -- MGET, in slices that unpack can take.
@@ -73,4 +80,113 @@ local function read_all()
         end
     end
     return vals
+end
+
+-- ---- the call modes ----
+
+-- The reply, 4 numbers per check, and whether the script is to write
+-- what the checks left.  last[key]: the check whose state is the key's
+-- state now; a script chains each check's state to the one of the check
+-- before it on the key through it, and a group is undone by putting back
+-- the last[key] it found.
+local out, last = {}, {}
+local reply, writes = out, true
+
+-- The call's mode, ARGV[3n + 3]: nil for '' or none (every check alone).
+-- The checks a script's loop decides next: from..to, each with its own
+-- cost or, when cost_all is not nil, with cost_all; tentatively, each
+-- check's state chained to its key's through last, nothing written.
+-- Then, for a call with a mode, the loop asks for the next ones: from =
+-- mode and next_checks(), nil when there are none.  The script then
+-- writes what the checks left (writes, set here).
+local mode = ARGV[3 * #KEYS + 3]
+local from, to, cost_all = 1, #KEYS, nil
+local next_checks
+if mode == '' then
+    mode = nil
+end
+
+-- The driver of the modes other than '' (docs/algorithms.md, 10), made
+-- only for a call that has one (a function is a closure each run makes
+-- anew: mode '' makes none here): 'P', or groups "g1,...,gk" (digits,
+-- each >= 1, summing to n), each all or nothing; an error reply, nothing
+-- written, for any other mode.  A coroutine: it hands the loop of the
+-- script each range of checks to decide (the loop runs them), and reads
+-- their answers in out.
+if mode then
+    next_checks = coroutine.wrap(function()
+        local n = #KEYS
+
+        -- Has the script's loop decide checks a..b (with cost, if any).
+        local function hand(a, b, cost)
+            to, cost_all = b, cost
+            coroutine.yield(a)
+        end
+
+        -- The group lengths, or nil when mode is not a list of them.
+        local function lengths()
+            if not match(mode, '^[%d,]+$') then
+                return nil
+            end
+            local sizes, sum = {}, 0
+            for s in string.gmatch(mode .. ',', '([^,]*),') do
+                local g = tonumber(s)
+                if not g or g < 1 then
+                    return nil
+                end
+                sum = sum + g
+                sizes[#sizes + 1] = g
+            end
+            return sum == n and sizes or nil
+        end
+
+        -- Checks a..b as one group: decided in order; when one denies,
+        -- the group is undone and every check that admitted gets allowed
+        -- 0, retry 0 and the remaining and reset of a check of cost 0 on
+        -- the state before the group (a denier keeps its own).
+        local function group(a, b)
+            local before, denied = {}, false
+            for i = a, b do
+                local key = KEYS[i]
+                if before[key] == nil then
+                    before[key] = last[key] or false
+                end
+            end
+            hand(a, b)
+            for i = a, b do
+                denied = denied or out[4 * i - 3] == 0
+            end
+            if not denied then
+                return
+            end
+            for i = a, b do
+                last[KEYS[i]] = before[KEYS[i]] or nil
+            end
+            for i = a, b do
+                local o, key = 4 * i, KEYS[i]
+                if out[o - 3] == 1 then
+                    hand(i, i, 0)
+                    last[key] = before[key] or nil
+                    out[o - 3], out[o] = 0, 0
+                end
+            end
+        end
+
+        if mode == 'P' then
+            writes = false
+            hand(1, n)
+            return
+        end
+        local sizes = lengths()
+        if not sizes then
+            reply, writes = redis.error_reply('ERR bad mode: ' .. mode), false
+            return
+        end
+        local a = 1
+        for k = 1, #sizes do
+            group(a, a + sizes[k] - 1)
+            a = a + sizes[k]
+        end
+    end)
+    from = next_checks()
 end

@@ -12,8 +12,11 @@ Call (src/pipeline.c, format_checks):
   ARGV[2]    ms added to every key's expiry
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
              already validated by the caller (docs/algorithms.md, 1)
+  ARGV[3n+3] the mode (common.lua, mode; docs/algorithms.md, 10): '' or
+             none, each check alone; 'P', peek: decided alike, nothing
+             written; "g1,...,gk", groups of checks, all or nothing
 Returns 4n integers, per check in order: allowed (1/0), remaining,
-reset_ms, retry_after_ms.
+reset_ms, retry_after_ms; an error, nothing written, for a bad mode.
 
 Storage: one string per key, "v0:v1:w" in decimal (string.format '%d'):
 the start of the window counted, the units admitted in it, and the
@@ -28,24 +31,11 @@ as it was is not written at all: its value is the same, and so is its
 expiry (expire_at is a function of the state).
 ]]
 
--- The stored "v0:v1:w" as numbers; false when there is none (fresh).
--- Keys with one window share its start, counts are small and limits
--- repeat: all three go through num, and a value is parsed once per run
--- (P0, P1, PW by the value's string): keys of one window share values.
+-- The stored values "v0:v1:w" as numbers (the loop below parses them),
+-- each value once per run, by its string: keys of one window share
+-- values.  Keys with one window share its start, counts are small and
+-- limits repeat: all three go through num.
 local P0, P1, PW = {}, {}, {}
-local function parse(v)
-    if not v then
-        return false
-    end
-    local v0 = P0[v]
-    if v0 then
-        return v0, P1[v], PW[v]
-    end
-    local s0, s1, sw = match(v, '^(%d+):(%d+):(%d+)$')
-    v0, s1, sw = num[s0], num[s1], num[sw]
-    P0[v], P1[v], PW[v] = v0, s1, sw
-    return v0, s1, sw
-end
 
 -- Numbers to decimal strings (string.format '%d'), each converted once
 -- per run: window starts, counts, windows and expiries repeat.
@@ -55,69 +45,90 @@ local str = setmetatable({}, {__index = function(t, x)
     return s
 end})
 
-local now, timed = clock(ARGV[1])
-local buffer = num[ARGV[2]]
 local vals = read_all()
-local out, last = {}, {}
--- After check i: its key's state and expire_at, whether every check of
--- the key so far left the stored state as it was, and the expire_at of
--- the stored state.
-local S0, S1, SW, EXP, SAME, EXP0 = {}, {}, {}, {}, {}, {}
+-- After check i, ST[6i - 5 .. 6i]: its key's state (v0, v1, w) and
+-- expire_at, whether every check of the key so far left the stored state
+-- as it was, and the expire_at of the stored state (false: none).  One
+-- table, not six: fewer to make, grow and collect per run.
+local ST = {}
 
-for i = 1, #KEYS do
-    local key = KEYS[i]
-    local j = last[key]
-    local v0, v1, sw, same = false, nil, nil, true
-    if j then
-        v0, v1, sw, same, EXP0[i] = S0[j], S1[j], SW[j], SAME[j], EXP0[j]
-    else
-        v0, v1, sw = parse(vals[i])
-        EXP0[i] = v0 and v0 + sw
-    end
-    last[key] = i
-    local a, o = 3 * i, 4 * i
-    local max, w, cost = num[ARGV[a]], num[ARGV[a + 1]], num[ARGV[a + 2]]
-    -- decide, inlined (section 3): a clock that steps back stands still
-    -- at the window seen; the count lives while the window that counted
-    -- it runs.
-    local t, count = now, 0
-    if v0 then
-        if v0 > t then
-            t = v0
+-- Decides the checks (all, or the ranges a mode asks for: common.lua)
+-- in order: each counts in the window its key's last check left, or the
+-- stored one, parsed here, and becomes its key's last.  The parse and
+-- the decision are inlined: this loop is all a check costs in Lua.
+while from do
+    for i = from, to do
+        local key = KEYS[i]
+        local j, v = last[key], vals[i]
+        local v0, v1, sw, same, exp0 = false, nil, nil, true, false
+        if j then
+            j = 6 * j
+            v0, v1, sw, same, exp0 =
+                ST[j - 5], ST[j - 4], ST[j - 3], ST[j - 1], ST[j]
+        elseif v then
+            v0 = P0[v]
+            if v0 then
+                v1, sw = P1[v], PW[v]
+            else
+                local s0, s1, s2 = match(v, '^(%d+):(%d+):(%d+)$')
+                v0, v1, sw = num[s0], num[s1], num[s2]
+                P0[v], P1[v], PW[v] = v0, v1, sw
+            end
+            exp0 = v0 + sw
         end
-        if t < v0 + sw then
-            count = v1
+        last[key] = i
+        local c, o = 3 * i, 4 * i
+        local max, w, cost = num[ARGV[c]], num[ARGV[c + 1]],
+            cost_all or num[ARGV[c + 2]]
+        -- decide (section 3): a clock that steps back stands still at the
+        -- window seen; the count lives while the window that counted it
+        -- runs.
+        local t, count = now, 0
+        if v0 then
+            if v0 > t then
+                t = v0
+            end
+            if t < v0 + sw then
+                count = v1
+            end
         end
+        local _, e = divmod(t, w)
+        local s = t - e
+        local reset = s + w - t
+        local allowed, retry = 0, reset
+        if count + cost <= max then
+            allowed, retry = 1, 0
+            count = count + cost
+            if count == 0 then
+                reset = 0 -- cost 0, nothing counted: whole already
+            end
+        end
+        local remaining = max - count
+        if remaining < 0 then
+            remaining = 0
+        end
+        c = 6 * i
+        ST[c - 5], ST[c - 4], ST[c - 3], ST[c - 2], ST[c - 1], ST[c] =
+            s, count, w, t + reset,
+            same and s == v0 and count == v1 and w == sw, exp0
+        out[o - 3], out[o - 2], out[o - 1], out[o] =
+            allowed, remaining, reset, retry
     end
-    local _, e = divmod(t, w)
-    local s = t - e
-    local reset = s + w - t
-    local allowed, retry = 0, reset
-    if count + cost <= max then
-        allowed, retry = 1, 0
-        count = count + cost
-    end
-    local remaining = max - count
-    if remaining < 0 then
-        remaining = 0
-    end
-    S0[i], S1[i], SW[i], EXP[i] = s, count, w, s + w
-    SAME[i] = same and s == v0 and count == v1 and w == sw
-    out[o - 3], out[o - 2], out[o - 1], out[o] =
-        allowed, remaining, reset, retry
+    from = mode and next_checks()
 end
 
 -- Write each key after its last check.  With Redis TIME, an unchanged
 -- state is not written, and an unchanged expire_at keeps its expiry.
-for i = 1, #KEYS do
-    if last[KEYS[i]] ~= i or (timed and SAME[i]) then
+for i = 1, writes and #KEYS or 0 do
+    local c = 6 * i
+    if last[KEYS[i]] ~= i or (timed and ST[c - 1]) then
         -- nothing to write
-    elseif timed and EXP[i] == EXP0[i] then
-        call('SET', KEYS[i], str[S0[i]] .. ':' .. str[S1[i]] .. ':' ..
-            str[SW[i]], 'KEEPTTL')
+    elseif timed and ST[c - 2] == ST[c] then
+        call('SET', KEYS[i], str[ST[c - 5]] .. ':' .. str[ST[c - 4]] .. ':'
+            .. str[ST[c - 3]], 'KEEPTTL')
     else
-        call('SET', KEYS[i], str[S0[i]] .. ':' .. str[S1[i]] .. ':' ..
-            str[SW[i]], 'PX', str[EXP[i] - now + buffer])
+        call('SET', KEYS[i], str[ST[c - 5]] .. ':' .. str[ST[c - 4]] .. ':'
+            .. str[ST[c - 3]], 'PX', str[ST[c - 2] - now + buffer])
     end
 end
-return out
+return reply

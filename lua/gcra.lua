@@ -12,11 +12,14 @@ Call (src/pipeline.c, format_checks):
   ARGV[2]    ms added to every key's expiry
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
              already validated by the caller (docs/algorithms.md, 1)
+  ARGV[3n+3] the mode (common.lua, mode; docs/algorithms.md, 10): '' or
+             none, each check alone; 'P', peek: decided alike, nothing
+             written; "g1,...,gk", groups of checks, all or nothing
 Returns 4n integers, per check in order: allowed (1/0), remaining,
-reset_ms, retry_after_ms.  Unlike the other algorithms, GCRA can
-give a reset_ms or retry_after_ms beyond twice the check's window: TAT is
-kept across a change of limit, and read from an earlier now when the
-clock steps back.
+reset_ms, retry_after_ms; an error, nothing written, for a bad mode.
+Unlike the other algorithms, GCRA can give a reset_ms or retry_after_ms
+beyond twice the check's window: TAT is kept across a change of limit,
+and read from an earlier now when the clock steps back.
 
 Storage: one string per key, "v0:v1:max" in decimal (string.format
 '%d'): the theoretical arrival time TAT = v0 + v1 / max ms, and the max
@@ -30,16 +33,6 @@ ttl_buffer_ms).  With Redis TIME, a key whose checks all left its state
 as it was is not written at all: its value is the same, and so is its
 expiry (expire_at is a function of the state).
 ]]
-
--- The stored "v0:v1:max" as numbers; false when there is none (fresh).
--- Limits repeat: max goes through num; TAT seldom repeats.
-local function parse(v)
-    if not v then
-        return false
-    end
-    local v0, v1, smax = match(v, '^(%d+):(%d+):(%d+)$')
-    return tonumber(v0), tonumber(v1), num[smax]
-end
 
 -- Units a burst at now could still take with TAT = T + F / max:
 -- floor((now + w - TAT) * max / w), within [0, max].
@@ -108,38 +101,52 @@ local function decide(v0, v1, smax, now, max, w, cost)
         now + reset, T, F
 end
 
-local now, timed = clock(ARGV[1])
-local buffer = num[ARGV[2]]
 local vals = read_all()
-local out, last = {}, {}
--- After check i: its key's state and expire_at, and whether every check
--- of the key so far left the stored state as it was.
-local S0, S1, SM, EXP, SAME = {}, {}, {}, {}, {}
+-- After check i, ST[5i - 4 .. 5i]: its key's state (v0, v1, max),
+-- expire_at, and whether every check of the key so far left the stored
+-- state as it was.  One table, not five: fewer to make, grow and collect
+-- per run.
+local ST = {}
 
-for i = 1, #KEYS do
-    local key = KEYS[i]
-    local j = last[key]
-    local v0, v1, smax, same = false, nil, nil, true
-    if j then
-        v0, v1, smax, same = S0[j], S1[j], SM[j], SAME[j]
-    else
-        v0, v1, smax = parse(vals[i])
+-- Decides the checks (all, or the ranges a mode asks for: common.lua)
+-- in order: each pushes the TAT its key's last check left, or the stored
+-- one, parsed here, and becomes its key's last.
+while from do
+    for i = from, to do
+        local key = KEYS[i]
+        local j, v = last[key], vals[i]
+        local v0, v1, smax, same = false, nil, nil, true
+        if j then
+            j = 5 * j
+            v0, v1, smax, same = ST[j - 4], ST[j - 3], ST[j - 2], ST[j]
+        elseif v then
+            -- The stored "v0:v1:max": limits repeat, so max goes through
+            -- num; TAT seldom repeats.
+            local s0, s1, s2 = match(v, '^(%d+):(%d+):(%d+)$')
+            v0, v1, smax = tonumber(s0), tonumber(s1), num[s2]
+        end
+        last[key] = i
+        local c, o = 3 * i, 4 * i
+        local max = num[ARGV[c]]
+        local allowed, rem, reset, retry, expire_at, T, F =
+            decide(v0, v1, smax, now, max, num[ARGV[c + 1]],
+                cost_all or num[ARGV[c + 2]])
+        c = 5 * i
+        ST[c - 4], ST[c - 3], ST[c - 2], ST[c - 1], ST[c] = T, F, max,
+            expire_at, same and T == v0 and F == v1 and max == smax
+        out[o - 3], out[o - 2], out[o - 1], out[o] =
+            allowed, rem, reset, retry
     end
-    last[key] = i
-    local a, o = 3 * i, 4 * i
-    local max = num[ARGV[a]]
-    local allowed, rem, reset, retry, expire_at, T, F =
-        decide(v0, v1, smax, now, max, num[ARGV[a + 1]], num[ARGV[a + 2]])
-    S0[i], S1[i], SM[i], EXP[i] = T, F, max, expire_at
-    SAME[i] = same and T == v0 and F == v1 and max == smax
-    out[o - 3], out[o - 2], out[o - 1], out[o] = allowed, rem, reset, retry
+    from = mode and next_checks()
 end
+
 
 -- Write each key after its last check.
-for i = 1, #KEYS do
-    if last[KEYS[i]] == i and not (timed and SAME[i]) then
-        call('SET', KEYS[i], format('%d:%d:%d', S0[i], S1[i], SM[i]),
-            'PX', format('%d', EXP[i] - now + buffer))
+for i = 1, writes and #KEYS or 0 do
+    local c = 5 * i
+    if last[KEYS[i]] == i and not (timed and ST[c]) then
+        call('SET', KEYS[i], format('%d:%d:%d', ST[c - 4], ST[c - 3],
+            ST[c - 2]), 'PX', format('%d', ST[c - 1] - now + buffer))
     end
 end
-return out
+return reply

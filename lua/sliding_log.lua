@@ -12,8 +12,11 @@ Call (src/pipeline.c, format_checks):
   ARGV[2]    ms added to every key's expiry
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
              already validated by the caller (docs/algorithms.md, 1)
+  ARGV[3n+3] the mode (common.lua, mode; docs/algorithms.md, 10): '' or
+             none, each check alone; 'P', peek: decided alike, nothing
+             written; "g1,...,gk", groups of checks, all or nothing
 Returns 4n integers, per check in order: allowed (1/0), remaining,
-reset_ms, retry_after_ms.
+reset_ms, retry_after_ms; an error, nothing written, for a bad mode.
 
 Storage: one string per key, fixed-width decimal (string.format '%0Nd'),
 so that any part can be read or rewritten in place:
@@ -42,6 +45,13 @@ records, and the cost of a check does not grow with the size of the log.
 Each check reads what the previous ones wrote, a repeated key included.
 With Redis TIME, a check that changed nothing (a denial, nothing expired,
 the same window) writes nothing: the value and its expiry are right.
+
+Peeks and groups: the log writes during the check, so a call with a
+mode first decides its checks without writing (peeks), each on the
+stored log plus what the earlier checks of the call on its key admitted
+(units at t, the smallest window: all they change, exactly); then the
+checks of the admitted groups are made again for good, in order, and
+give the same answers.
 ]]
 
 local sub = string.sub
@@ -64,12 +74,9 @@ end
 -- ---- reading records ----
 
 -- The records of the key read during the current check: [cbase, cstop)
--- at the start of cdata; the next read takes csize records.
+-- at the start of cdata; the next read takes csize records (check sets
+-- them from the tail it reads, and the first size, 16).
 local ckey, cbase, cstop, cdata, csize
-
-local function reader_reset(key, base, stop, data)
-    ckey, cbase, cstop, cdata, csize = key, base, stop, data, 16
-end
 
 -- ts and cost of record i (i < n), reading a chunk when needed.
 local function rec_at(i, n)
@@ -122,30 +129,39 @@ local function pass_entry(head, n, sum, max, cost)
     end
 end
 
--- Writes the log: records [head, from) kept, then last (a record or ''),
+-- Writes the log: records [head, from) kept, then rec (a record or ''),
 -- then the trailer.  Writes it whole, expired records cut off (SET), when
 -- the records kept are in hand or the expired ones many; else rewrites it
 -- from record `from` on (SETRANGE).
-local function write(key, head, from, last, sum, w, oldest, px)
+local function write(key, head, from, rec, sum, w, oldest, px)
     local n = from
-    if last ~= '' then
+    if rec ~= '' then
         n = from + 1
     end
     local in_hand = from == head or (cbase <= head and from <= cstop)
     if in_hand or (head > 0 and 2 * head >= n - head) then
-        call('SET', key, rec_bytes(head, from) .. last ..
+        call('SET', key, rec_bytes(head, from) .. rec ..
             trailer(0, n - head, sum, w, oldest), 'PX', format('%d', px))
         return
     end
-    call('SETRANGE', key, from * R, last .. trailer(head, n, sum, w, oldest))
+    call('SETRANGE', key, from * R, rec .. trailer(head, n, sum, w, oldest))
     call('PEXPIRE', key, format('%d', px))
 end
 
--- One check; timed when now is Redis TIME.  Returns allowed, remaining,
--- reset, retry.
-local function check(key, now, timed, max, w, cost, buffer)
+-- One check, written; timed when now is Redis TIME.  Returns allowed,
+-- remaining, reset, retry.  A check of cost 0 adds no entry, and leaves a
+-- log whose entries all expired as no key (the fresh state).  With wmin,
+-- for a peek, nothing is decided or written: it returns the log as a
+-- check with the window wmin (<= w) sees it, expired entries dropped:
+-- head, n, sum, t and the newest entry's ts (nil when none is left).
+local function check(key, now, timed, max, w, cost, buffer, wmin)
     local tail = call('GETRANGE', key, TAIL, '-1')
     if tail == '' then
+        if wmin then
+            return 0, 0, 0, now, nil
+        elseif cost == 0 then
+            return 1, max, 0, 0
+        end
         -- Fresh: the check passes (cost <= max) and starts the log.
         call('SET', key, record(now, cost) .. trailer(0, 1, cost, w, now),
             'PX', format('%d', w + buffer))
@@ -159,28 +175,34 @@ local function check(key, now, timed, max, w, cost, buffer)
     local sum = num[sub(tail, tr + 13, tr + 18)]
     local sw = num[sub(tail, tr + 19, tr + 30)]
     local oldest = tonumber(sub(tail, tr + 31, tr + 46))
-    reader_reset(key, n - tr / R, n, tail)
+    ckey, cbase, cstop, cdata, csize = key, n - tr / R, n, tail, 16
 
     -- A clock that steps back stands still at the newest entry; what
-    -- expired under the old window or the new one is dropped.
-    local t, wp, head0 = now, w, head
+    -- expired under the old window or the new one (for a peek, or the
+    -- window of an earlier check of the call) is dropped.
+    local t, wp, head0 = now, wmin or w, head
     if newest > t then
         t = newest
     end
-    if sw < w then
+    if sw < wp then
         wp = sw
     end
     if t - oldest >= wp then
         head, sum, oldest = drop(head, n, sum, t, wp)
     end
+    if wmin then
+        return head, n, sum, t, head < n and newest or nil
+    end
 
-    local allowed, retry, from, last = 0, 0, n, ''
-    if sum + cost <= max then
+    local allowed, retry, from, rec = 0, 0, n, ''
+    if sum + cost > max then
+        retry = pass_entry(head, n, sum, max, cost) + w - t
+    elseif cost > 0 then
         allowed = 1
         if head < n and newest == t then
-            from, last = n - 1, record(t, newest_cost + cost)
+            from, rec = n - 1, record(t, newest_cost + cost)
         else
-            last = record(t, cost)
+            rec = record(t, cost)
             if head == n then
                 oldest = t
             end
@@ -188,11 +210,15 @@ local function check(key, now, timed, max, w, cost, buffer)
         sum = sum + cost
         newest = t
     else
-        retry = pass_entry(head, n, sum, max, cost) + w - t
+        allowed = 1
+        if head == n then
+            call('DEL', key)
+            return 1, max, 0, 0
+        end
     end
     -- With Redis TIME, a log left as it was keeps its value and expiry.
-    if not timed or allowed == 1 or head ~= head0 or sw ~= w then
-        write(key, head, from, last, sum, w, oldest,
+    if not timed or rec ~= '' or head ~= head0 or sw ~= w then
+        write(key, head, from, rec, sum, w, oldest,
             newest + w - now + buffer)
     end
     local remaining = max - sum
@@ -202,13 +228,72 @@ local function check(key, now, timed, max, w, cost, buffer)
     return allowed, remaining, newest + w - t, retry
 end
 
-local now, timed = clock(ARGV[1])
-local buffer = num[ARGV[2]]
-local out = {}
+-- ---- the checks of the call ----
 
-for i = 1, #KEYS do
-    local a, o = 3 * i, 4 * i
-    out[o - 3], out[o - 2], out[o - 1], out[o] = check(KEYS[i], now, timed,
-        num[ARGV[a]], num[ARGV[a + 1]], num[ARGV[a + 2]], buffer)
+-- For a call with a mode (common.lua): the checks it asks for, peeked in
+-- order, each on the stored log and what the earlier checks of the call
+-- on its key admitted (XU[i], units at t, not written) and the smallest
+-- window they had (XW[i]), chained through last.  An admitted group's
+-- checks are then made for good below, with the same answers.
+if mode then
+    -- A peek's answers: the log as check returned it (entries head..n-1,
+    -- sum units, the newest at newest), and extra more units at t, the
+    -- ones the earlier checks of the call on the key admitted: the newest
+    -- entry, after the stored ones.
+    local function peeked(max, w, cost, extra, head, n, sum, t, newest)
+        sum = sum + extra
+        if extra > 0 then
+            newest = t
+        end
+        local allowed, retry = 0, 0
+        if sum + cost <= max then
+            allowed, sum = 1, sum + cost
+            if cost > 0 then
+                newest = t
+            end
+        else
+            retry = (pass_entry(head, n, sum, max, cost) or t) + w - t
+        end
+        local reset, remaining = 0, max - sum
+        if newest then
+            reset = newest + w - t
+        end
+        if remaining < 0 then
+            remaining = 0
+        end
+        return allowed, remaining, reset, retry
+    end
+    local XU, XW = {}, {}
+    while from do
+        for i = from, to do
+            local key, c, o = KEYS[i], 3 * i, 4 * i
+            local j = last[key]
+            local max, w = num[ARGV[c]], num[ARGV[c + 1]]
+            local cost, extra, wmin = cost_all or num[ARGV[c + 2]], 0, w
+            if j then
+                extra = XU[j]
+                if XW[j] < w then
+                    wmin = XW[j]
+                end
+            end
+            local allowed, remaining, reset, retry = peeked(max, w, cost,
+                extra, check(key, now, timed, max, w, cost, buffer, wmin))
+            XU[i], XW[i] = extra + allowed * cost, wmin
+            last[key] = i
+            out[o - 3], out[o - 2], out[o - 1], out[o] =
+                allowed, remaining, reset, retry
+        end
+        from = next_checks()
+    end
 end
-return out
+
+-- The checks for good, written: all of them in mode '', the checks of
+-- the admitted groups (their answers as peeked), none for a peek.
+for i = 1, writes and #KEYS or 0 do
+    if not mode or out[4 * i - 3] == 1 then
+        local c, o = 3 * i, 4 * i
+        out[o - 3], out[o - 2], out[o - 1], out[o] = check(KEYS[i], now,
+            timed, num[ARGV[c]], num[ARGV[c + 1]], num[ARGV[c + 2]], buffer)
+    end
+end
+return reply

@@ -13,8 +13,11 @@ Call (src/pipeline.c, format_checks):
   ARGV[2]    ms added to every key's expiry
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
              already validated by the caller (docs/algorithms.md, 1)
+  ARGV[3n+3] the mode (common.lua, mode; docs/algorithms.md, 10): '' or
+             none, each check alone; 'P', peek: decided alike, nothing
+             written; "g1,...,gk", groups of checks, all or nothing
 Returns 4n integers, per check in order: allowed (1/0), remaining,
-reset_ms, retry_after_ms.
+reset_ms, retry_after_ms; an error, nothing written, for a bad mode.
 
 Storage: one string per key, "v0:v1:v2:w" in decimal (string.format
 '%d'): the start of the current window, the units of the window before
@@ -30,24 +33,12 @@ as it was is not written at all: its value is the same, and so is its
 expiry (expire_at is a function of the state).
 ]]
 
--- The stored "v0:v1:v2:w" as numbers; false when there is none (fresh).
+-- The stored values "v0:v1:v2:w" as numbers (the loop below parses
+-- them), each value once per run, by its string: keys in one window
+-- share values.
 -- Keys with one window share its start, counts are small and limits
 -- repeat: all four go through num.
--- A value parsed is kept by its string: keys in one window share values.
 local P0, P1, P2, PW = {}, {}, {}, {}
-local function parse(v)
-    if not v then
-        return false
-    end
-    local v0 = P0[v]
-    if v0 then
-        return v0, P1[v], P2[v], PW[v]
-    end
-    local s0, s1, s2, sw = match(v, '^(%d+):(%d+):(%d+):(%d+)$')
-    v0, s1, s2, sw = num[s0], num[s1], num[s2], num[sw]
-    P0[v], P1[v], P2[v], PW[v] = v0, s1, s2, sw
-    return v0, s1, s2, sw
-end
 
 -- Numbers to decimal strings (string.format '%d'), each converted once
 -- per run: window starts, counts, windows and expiries repeat.
@@ -132,58 +123,69 @@ local function decide(v0, v1, v2, sw, now, max, w, cost)
     return allowed, remaining, reset, retry, t + reset, s, prev, cur
 end
 
-local now, timed = clock(ARGV[1])
-local buffer = num[ARGV[2]]
 local vals = read_all()
--- The expire_at of a stored state: when its estimate is 0 from on.
-local function expire_of(v0, v1, v2, sw)
-    if not v0 then
-        return nil
-    elseif v2 > 0 then
-        return v0 + 2 * sw
+-- After check i, ST[7i - 6 .. 7i]: its key's state (v0, v1, v2, w) and
+-- expire_at, whether every check of the key so far left the stored state
+-- as it was, and the expire_at of the stored state (false: none).  One
+-- table, not seven: fewer to make, grow and collect per run.
+local ST = {}
+
+-- Decides the checks (all, or the ranges a mode asks for: common.lua)
+-- in order, each on the counts its key's last check left, or on the
+-- stored ones, parsed here; each check becomes its key's last.
+while from do
+    for i = from, to do
+        local key = KEYS[i]
+        local j, v = last[key], vals[i]
+        local v0, v1, v2, sw, same, exp0 = false, nil, nil, nil, true, false
+        if j then
+            j = 7 * j
+            v0, v1, v2, sw, same, exp0 = ST[j - 6], ST[j - 5], ST[j - 4],
+                ST[j - 3], ST[j - 1], ST[j]
+        elseif v then
+            v0 = P0[v]
+            if v0 then
+                v1, v2, sw = P1[v], P2[v], PW[v]
+            else
+                local s0, s1, s2, s3 =
+                    match(v, '^(%d+):(%d+):(%d+):(%d+)$')
+                v0, v1, v2, sw = num[s0], num[s1], num[s2], num[s3]
+                P0[v], P1[v], P2[v], PW[v] = v0, v1, v2, sw
+            end
+            -- Its estimate is 0 from the end of the window after the one
+            -- that holds cur, or of the one after prev's.
+            exp0 = v0 + (v2 > 0 and 2 * sw or sw)
+        end
+        last[key] = i
+        local c, o = 3 * i, 4 * i
+        local w = num[ARGV[c + 1]]
+        local allowed, remaining, reset, retry, expire_at, s, prev, cur =
+            decide(v0, v1, v2, sw, now, num[ARGV[c]], w,
+                cost_all or num[ARGV[c + 2]])
+        c = 7 * i
+        ST[c - 6], ST[c - 5], ST[c - 4], ST[c - 3], ST[c - 2], ST[c - 1],
+            ST[c] = s, prev, cur, w, expire_at,
+            same and s == v0 and prev == v1 and cur == v2 and w == sw, exp0
+        out[o - 3], out[o - 2], out[o - 1], out[o] =
+            allowed, remaining, reset, retry
     end
-    return v0 + sw
+    from = mode and next_checks()
 end
 
-local out, last = {}, {}
--- After check i: its key's state and expire_at, whether every check of
--- the key so far left the stored state as it was, and the expire_at of
--- the stored state.
-local S0, S1, S2, SW, EXP, SAME, EXP0 = {}, {}, {}, {}, {}, {}, {}
-
-for i = 1, #KEYS do
-    local key = KEYS[i]
-    local j = last[key]
-    local v0, v1, v2, sw, same = false, nil, nil, nil, true
-    if j then
-        v0, v1, v2, sw, same = S0[j], S1[j], S2[j], SW[j], SAME[j]
-        EXP0[i] = EXP0[j]
-    else
-        v0, v1, v2, sw = parse(vals[i])
-        EXP0[i] = expire_of(v0, v1, v2, sw)
-    end
-    last[key] = i
-    local a, o = 3 * i, 4 * i
-    local w = num[ARGV[a + 1]]
-    local allowed, remaining, reset, retry, expire_at, s, prev, cur =
-        decide(v0, v1, v2, sw, now, num[ARGV[a]], w, num[ARGV[a + 2]])
-    S0[i], S1[i], S2[i], SW[i], EXP[i] = s, prev, cur, w, expire_at
-    SAME[i] = same and s == v0 and prev == v1 and cur == v2 and w == sw
-    out[o - 3], out[o - 2], out[o - 1], out[o] =
-        allowed, remaining, reset, retry
-end
 
 -- Write each key after its last check.  With Redis TIME, an unchanged
 -- state is not written, and an unchanged expire_at keeps its expiry.
-for i = 1, #KEYS do
-    if last[KEYS[i]] ~= i or (timed and SAME[i]) then
+for i = 1, writes and #KEYS or 0 do
+    local c = 7 * i
+    if last[KEYS[i]] ~= i or (timed and ST[c - 1]) then
         -- nothing to write
-    elseif timed and EXP[i] == EXP0[i] then
-        call('SET', KEYS[i], str[S0[i]] .. ':' .. str[S1[i]] .. ':' ..
-            str[S2[i]] .. ':' .. str[SW[i]], 'KEEPTTL')
+    elseif timed and ST[c - 2] == ST[c] then
+        call('SET', KEYS[i], str[ST[c - 6]] .. ':' .. str[ST[c - 5]] .. ':'
+            .. str[ST[c - 4]] .. ':' .. str[ST[c - 3]], 'KEEPTTL')
     else
-        call('SET', KEYS[i], str[S0[i]] .. ':' .. str[S1[i]] .. ':' ..
-            str[S2[i]] .. ':' .. str[SW[i]], 'PX', str[EXP[i] - now + buffer])
+        call('SET', KEYS[i], str[ST[c - 6]] .. ':' .. str[ST[c - 5]] .. ':'
+            .. str[ST[c - 4]] .. ':' .. str[ST[c - 3]], 'PX',
+            str[ST[c - 2] - now + buffer])
     end
 end
-return out
+return reply

@@ -12,8 +12,11 @@ Call (src/pipeline.c, format_checks):
   ARGV[2]    ms added to every key's expiry
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
              already validated by the caller (docs/algorithms.md, 1)
+  ARGV[3n+3] the mode (common.lua, mode; docs/algorithms.md, 10): '' or
+             none, each check alone; 'P', peek: decided alike, nothing
+             written; "g1,...,gk", groups of checks, all or nothing
 Returns 4n integers, per check in order: allowed (1/0), remaining,
-reset_ms, retry_after_ms.
+reset_ms, retry_after_ms; an error, nothing written, for a bad mode.
 
 Storage: one string per key, "v0:v1:v2:max:w" in decimal (string.format
 '%d'): whole tokens, the time of the level, acc (the fraction of a token
@@ -27,18 +30,6 @@ ttl_buffer_ms).  With Redis TIME, a key whose checks all left its state
 as it was is not written at all: its value is the same, and so is its
 expiry (expire_at is a function of the state).
 ]]
-
--- The stored "v0:v1:v2:max:w" as numbers; false when there is none
--- (fresh).  Token counts are small and limits repeat: they go through
--- num; times and fractions seldom repeat.
-local function parse(v)
-    if not v then
-        return false
-    end
-    local v0, v1, v2, smax, sw =
-        match(v, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
-    return num[v0], tonumber(v1), tonumber(v2), num[smax], num[sw]
-end
 
 -- The level after d ms of refill at M tokens per W ms, capped at M.
 local function refill(tokens, acc, d, M, W)
@@ -113,43 +104,59 @@ local function decide(v0, v1, v2, smax, sw, now, max, w, cost)
     return allowed, tokens, reset, retry, t + reset, tokens, t, acc
 end
 
-local now, timed = clock(ARGV[1])
-local buffer = num[ARGV[2]]
 local vals = read_all()
-local out, last = {}, {}
--- After check i: its key's state and expire_at, and whether every check
--- of the key so far left the stored state as it was.
-local S0, S1, S2, SM, SW, EXP, SAME = {}, {}, {}, {}, {}, {}, {}
+-- After check i, ST[7i - 6 .. 7i]: its key's state (v0, v1, v2, max, w),
+-- expire_at, and whether every check of the key so far left the stored
+-- state as it was.  One table, not seven: fewer to make, grow and
+-- collect per run.
+local ST = {}
 
-for i = 1, #KEYS do
-    local key = KEYS[i]
-    local j = last[key]
-    local v0, v1, v2, smax, sw, same = false, nil, nil, nil, nil, true
-    if j then
-        v0, v1, v2, smax, sw, same =
-            S0[j], S1[j], S2[j], SM[j], SW[j], SAME[j]
-    else
-        v0, v1, v2, smax, sw = parse(vals[i])
+-- Decides the checks (all, or the ranges a mode asks for: common.lua)
+-- in order: each takes the bucket its key's last check left, or the
+-- stored one, parsed here, and becomes its key's last.
+while from do
+    for i = from, to do
+        local key = KEYS[i]
+        local j, v = last[key], vals[i]
+        local v0, v1, v2, smax, sw, same = false, nil, nil, nil, nil, true
+        if j then
+            j = 7 * j
+            v0, v1, v2, smax, sw, same = ST[j - 6], ST[j - 5], ST[j - 4],
+                ST[j - 3], ST[j - 2], ST[j]
+        elseif v then
+            -- The stored "v0:v1:v2:max:w": token counts are small and
+            -- limits repeat, so they go through num; times and fractions
+            -- seldom repeat.
+            local s0, s1, s2, s3, s4 =
+                match(v, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+            v0, v1, v2, smax, sw =
+                num[s0], tonumber(s1), tonumber(s2), num[s3], num[s4]
+        end
+        last[key] = i
+        local c, o = 3 * i, 4 * i
+        local max, w = num[ARGV[c]], num[ARGV[c + 1]]
+        local allowed, remaining, reset, retry, expire_at, tokens, t, acc =
+            decide(v0, v1, v2, smax, sw, now, max, w,
+                cost_all or num[ARGV[c + 2]])
+        c = 7 * i
+        ST[c - 6], ST[c - 5], ST[c - 4], ST[c - 3], ST[c - 2], ST[c - 1],
+            ST[c] = tokens, t, acc, max, w, expire_at,
+            same and tokens == v0 and t == v1 and acc == v2 and
+            max == smax and w == sw
+        out[o - 3], out[o - 2], out[o - 1], out[o] =
+            allowed, remaining, reset, retry
     end
-    last[key] = i
-    local a, o = 3 * i, 4 * i
-    local max, w = num[ARGV[a]], num[ARGV[a + 1]]
-    local allowed, remaining, reset, retry, expire_at, tokens, t, acc =
-        decide(v0, v1, v2, smax, sw, now, max, w, num[ARGV[a + 2]])
-    S0[i], S1[i], S2[i], SM[i], SW[i], EXP[i] =
-        tokens, t, acc, max, w, expire_at
-    SAME[i] = same and tokens == v0 and t == v1 and acc == v2 and
-        max == smax and w == sw
-    out[o - 3], out[o - 2], out[o - 1], out[o] =
-        allowed, remaining, reset, retry
+    from = mode and next_checks()
 end
+
 
 -- Write each key after its last check.
-for i = 1, #KEYS do
-    if last[KEYS[i]] == i and not (timed and SAME[i]) then
-        call('SET', KEYS[i],
-            format('%d:%d:%d:%d:%d', S0[i], S1[i], S2[i], SM[i], SW[i]),
-            'PX', format('%d', EXP[i] - now + buffer))
+for i = 1, writes and #KEYS or 0 do
+    local c = 7 * i
+    if last[KEYS[i]] == i and not (timed and ST[c]) then
+        call('SET', KEYS[i], format('%d:%d:%d:%d:%d', ST[c - 6], ST[c - 5],
+            ST[c - 4], ST[c - 3], ST[c - 2]),
+            'PX', format('%d', ST[c - 1] - now + buffer))
     end
 end
-return out
+return reply

@@ -13,7 +13,10 @@
  * retry_after_ms must be equal for every check.  Single checks, batches
  * of up to 64 (one key several times in a batch included), the Redis TIME
  * mode (where an unchanged state is not written and an unchanged expiry is
- * kept), and a sliding log of thousands of entries.  After every command
+ * kept), a sliding log of thousands of entries, and the call modes
+ * (docs/algorithms.md, section 10): groups of checks all or nothing
+ * against rl__algo_group, peeks against decisions on copies (and no write
+ * on the server), malformed modes refused.  After every command
  * the PTTL of each key it wrote must be expire_at - now + the TTL buffer,
  * less the real time the command and the PTTL took; at the end of a test
  * each key holds the C twin's state, encoded as docs/redis.md says.
@@ -303,15 +306,16 @@ advance(struct diff *d)
 /* ---- one EVALSHA ---- */
 
 /*
- * EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ..., as
- * src/pipeline.c sends it; now_arg NULL means d->now.  Returns the reply,
- * checked for shape.
+ * EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ...
+ * [mode], as src/pipeline.c sends it; now_arg NULL means d->now, mode
+ * NULL sends none.  Returns the reply, whatever it is.
  */
 static redisReply *
-evalsha(struct diff *d, const struct check *cks, int n, const char *now_arg)
+send_checks(struct diff *d, const struct check *cks, int n,
+            const char *now_arg, const char *mode)
 {
-    const char *argv[5 + 4 * BATCH_MAX];
-    size_t len[5 + 4 * BATCH_MAX];
+    const char *argv[6 + 4 * BATCH_MAX];
+    size_t len[6 + 4 * BATCH_MAX];
     char num[3 + 3 * BATCH_MAX][24];
     int argc = 0, m = 0, i;
     redisReply *r;
@@ -334,17 +338,30 @@ evalsha(struct diff *d, const struct check *cks, int n, const char *now_arg)
         NUM(cks[i].window);
         NUM(cks[i].cost);
     }
+    if (mode)
+        ARG(mode, strlen(mode));
 #undef NUM
 #undef ARG
     r = redisCommandArgv(d->c, argc, argv, len);
     REQUIRE(r != NULL);
+    d->step++;
+    return r;
+}
+
+/* send_checks, the reply checked for shape: 4n integers. */
+static redisReply *
+evalsha(struct diff *d, const struct check *cks, int n, const char *now_arg,
+        const char *mode)
+{
+    redisReply *r = send_checks(d, cks, n, now_arg, mode);
+    int i;
+
     if (r->type == REDIS_REPLY_ERROR)
         ck_abort_msg("%s: %s", d->script->name, r->str);
     REQUIRE(r->type == REDIS_REPLY_ARRAY);
     REQUIRE(r->elements == (size_t)n * 4);
     for (i = 0; i < 4 * n; i++)
         REQUIRE(r->element[i]->type == REDIS_REPLY_INTEGER);
-    d->step++;
     return r;
 }
 
@@ -393,17 +410,36 @@ require_pttl(struct diff *d, int key, int64_t expire_at, int64_t t0)
 }
 
 /*
- * Runs n checks at d->now through both twins, in order, as one EVALSHA,
- * and compares every decision and the expiry of every key written.
+ * Sends n checks at d->now with the mode (NULL: none) and requires Lua's
+ * answers to be want[]; returns the real ms at which it sent them.
+ */
+static int64_t
+require_answers(struct diff *d, const struct check *cks, int n,
+                const char *mode, const rl_decision *want)
+{
+    int64_t t0 = mono_ms();
+    redisReply *r = evalsha(d, cks, n, NULL, mode);
+    int i;
+
+    for (i = 0; i < n; i++)
+        require_same(d, &cks[i], i, &want[i], r->element + 4 * i);
+    freeReplyObject(r);
+    return t0;
+}
+
+/*
+ * Runs n checks at d->now through both twins, in order, as one EVALSHA
+ * (with the mode given: NULL sends none, "" the empty one), and compares
+ * every decision and the expiry of every key written.
  */
 static void
-run_batch(struct diff *d, const struct check *cks, int n)
+run_batch(struct diff *d, const struct check *cks, int n, const char *mode)
 {
     rl_decision want[BATCH_MAX];
-    redisReply *r;
     int64_t t0;
     int i, j;
 
+    memset(want, 0, sizeof(want));
     for (i = 0; i < n; i++) {
         REQUIRE(rl__algo_decide(d->alg, &d->st[cks[i].key], d->now,
                                 cks[i].max, cks[i].window, cks[i].cost,
@@ -413,11 +449,7 @@ run_batch(struct diff *d, const struct check *cks, int n)
         else
             d->denied++;
     }
-    t0 = mono_ms();
-    r = evalsha(d, cks, n, NULL);
-    for (i = 0; i < n; i++)
-        require_same(d, &cks[i], i, &want[i], r->element + 4 * i);
-    freeReplyObject(r);
+    t0 = require_answers(d, cks, n, mode, want);
     /* Each key's expiry comes from its last check of the batch. */
     for (i = 0; i < n; i++) {
         for (j = i + 1; j < n && cks[j].key != cks[i].key; j++)
@@ -560,7 +592,7 @@ START_TEST(single_checks)
     for (i = 0; i < 4000; i++) {
         advance(d);
         draw_check(d, draw_key(), &ck);
-        run_batch(d, &ck, 1);
+        run_batch(d, &ck, 1, NULL);
     }
     require_mixed(d);
     require_states(d);
@@ -583,7 +615,7 @@ START_TEST(batches)
                                       : draw_key();
             draw_check(d, key, &cks[i]);
         }
-        run_batch(d, cks, n);
+        run_batch(d, cks, n, NULL);
     }
     require_mixed(d);
     require_states(d);
@@ -665,7 +697,7 @@ timed_send(struct diff *d, struct timed_run *tr, const struct check *cks,
     tr->n[b] = n;
     tr->before[b] = server_ms(d);
     tr->t0 = mono_ms();
-    tr->r[b] = evalsha(d, cks, n, "");
+    tr->r[b] = evalsha(d, cks, n, "", NULL);
     tr->after[b] = server_ms(d);
 }
 
@@ -805,19 +837,28 @@ START_TEST(redis_time_rolls)
 }
 END_TEST
 
+/* The integer reply of a command on one key ("PTTL", "STRLEN"). */
+static long long
+key_int(struct diff *d, const char *cmd, int key)
+{
+    redisReply *r = redisCommand(d->c, "%s %b", cmd, d->rkey[key],
+                                 d->rkeylen[key]);
+    long long v;
+
+    REQUIRE(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
 /* The sliding log's string: records of 22 bytes and a trailer of 46. */
 static long long
 log_records(struct diff *d, int key)
 {
-    redisReply *r = redisCommand(d->c, "STRLEN %b", d->rkey[key],
-                                 d->rkeylen[key]);
-    long long n;
+    long long len = key_int(d, "STRLEN", key);
 
-    REQUIRE(r != NULL && r->type == REDIS_REPLY_INTEGER);
-    REQUIRE(r->integer >= 22 + 46 && (r->integer - 46) % 22 == 0);
-    n = (r->integer - 46) / 22;
-    freeReplyObject(r);
-    return n;
+    REQUIRE(len >= 22 + 46 && (len - 46) % 22 == 0);
+    return (len - 46) / 22;
 }
 
 /* One phase of the long sliding log: a limit and how many commands. */
@@ -859,7 +900,7 @@ START_TEST(long_sliding_log)
                 cks[j].window = ph->window;
                 cks[j].cost = chance(2) ? ph->max : uniform(1, 3);
             }
-            run_batch(d, cks, n);
+            run_batch(d, cks, n, NULL);
             records = log_records(d, 0);
             entries = d->st[0].log->len;
             if (2 * records > 3 * entries)
@@ -872,6 +913,338 @@ START_TEST(long_sliding_log)
     ck_assert_int_ge(most, 2000);
     require_mixed(d);
     require_states(d);
+    diff_free(d);
+}
+END_TEST
+
+/* ---- the call modes: groups and peeks ---- */
+
+/* Writes of any kind the server ran, scripts' calls included. */
+static long long
+any_writes(void)
+{
+    return writes() + fx_redis_commandstat(srv, "del");
+}
+
+/* Whether two C decisions give the same four answers. */
+static bool
+same_c(const rl_decision *a, const rl_decision *b)
+{
+    return a->allowed == b->allowed && a->remaining == b->remaining &&
+           a->reset_ms == b->reset_ms &&
+           a->retry_after_ms == b->retry_after_ms;
+}
+
+/*
+ * Up to BATCH_MAX checks in groups of 1 to 8: a check takes a key of its
+ * own group (40%), of an earlier group (20%) or a new draw (mostly a hot
+ * key), so groups often share keys.  Returns the number of checks; the
+ * sizes are sizes[0..*k-1].
+ */
+static int
+draw_groups(struct diff *d, struct check *cks, int *sizes, int *k)
+{
+    int n = (int)uniform(1, BATCH_MAX), i = 0, g, j, key;
+
+    *k = 0;
+    while (i < n) {
+        g = (int)uniform(1, 8);
+        if (g > n - i)
+            g = n - i;
+        sizes[(*k)++] = g;
+        for (j = i; j < i + g; j++) {
+            if (j > i && chance(40))
+                key = cks[uniform(i, j - 1)].key;
+            else if (i > 0 && chance(20))
+                key = cks[uniform(0, i - 1)].key;
+            else
+                key = draw_key();
+            draw_check(d, key, &cks[j]);
+        }
+        i += g;
+    }
+    return n;
+}
+
+/*
+ * Runs n checks as the groups sizes[0..k-1] through both twins: one
+ * EVALSHA with the mode "g1,...,gk", and rl__algo_group per group.
+ * Compares every answer, and the expiry of each key whose last check in
+ * an admitted group wrote it.  Counts groups, admitted or denied.
+ */
+static void
+run_groups(struct diff *d, const struct check *cks, int n, const int *sizes,
+           int k)
+{
+    rl_algo_state *st[BATCH_MAX];
+    int64_t max[BATCH_MAX], win[BATCH_MAX], cost[BATCH_MAX], t0;
+    rl_decision want[BATCH_MAX];
+    bool kept[BATCH_MAX], admitted = false;
+    char mode[4 * BATCH_MAX];
+    int a = 0, used = 0, g, i, j;
+
+    for (i = 0; i < n; i++) {
+        st[i] = &d->st[cks[i].key];
+        max[i] = cks[i].max;
+        win[i] = cks[i].window;
+        cost[i] = cks[i].cost;
+    }
+    for (g = 0; g < k; a += sizes[g++]) {
+        REQUIRE(rl__algo_group(d->alg, st + a, (size_t)sizes[g], d->now,
+                               max + a, win + a, cost + a, want + a,
+                               &admitted) == RL_OK);
+        for (i = a; i < a + sizes[g]; i++)
+            kept[i] = admitted;
+        if (admitted)
+            d->allowed++;
+        else
+            d->denied++;
+        used += snprintf(mode + used, sizeof(mode) - (size_t)used, "%s%d",
+                         g ? "," : "", sizes[g]);
+    }
+    t0 = require_answers(d, cks, n, mode, want);
+    for (i = 0; i < n; i++) {
+        for (j = i + 1; j < n && !(kept[j] && cks[j].key == cks[i].key); j++)
+            continue;
+        if (kept[i] && j == n)
+            require_pttl(d, cks[i].key, want[i].expire_at_ms, t0);
+    }
+}
+
+/*
+ * Peeks n checks through both twins: one EVALSHA with the mode 'P', and
+ * in C the checks decided in order on copies of the states (a key that
+ * comes again sees what its earlier checks left), the first check of
+ * each key by rl__algo_peek as well.  Every answer equal, the C states
+ * unchanged, and the server ran no write.
+ */
+static void
+run_peek(struct diff *d, const struct check *cks, int n)
+{
+    rl_algo_state copy[BATCH_MAX];
+    rl_decision want[BATCH_MAX], p;
+    int of[BATCH_MAX], ncopy = 0, i, j;
+    const struct check *ck;
+    long long w0;
+
+    for (i = 0; i < n; i++) {
+        ck = &cks[i];
+        for (j = 0; j < i && cks[j].key != ck->key; j++)
+            continue;
+        of[i] = j < i ? of[j] : ncopy++;
+        if (j == i) {
+            REQUIRE(rl__algo_state_copy(&copy[of[i]], &d->st[ck->key]) ==
+                    RL_OK);
+            REQUIRE(rl__algo_peek(d->alg, &d->st[ck->key], d->now, ck->max,
+                                  ck->window, ck->cost, &p) == RL_OK);
+        }
+        REQUIRE(rl__algo_decide(d->alg, &copy[of[i]], d->now, ck->max,
+                                ck->window, ck->cost, &want[i]) == RL_OK);
+        REQUIRE(j < i || same_c(&p, &want[i]));
+        if (want[i].allowed)
+            d->allowed++;
+        else
+            d->denied++;
+    }
+    w0 = any_writes();
+    require_answers(d, cks, n, "P", want);
+    REQUIRE(any_writes() == w0);
+    for (i = 0; i < ncopy; i++)
+        rl__algo_state_clear(&copy[i]);
+}
+
+/*
+ * Random calls in the three modes: 60% groups of 1 to 8 checks that
+ * often share keys, 25% peeks of the same shape, 15% the checks alone
+ * with the mode '' sent; limits change, the clock jumps and steps back.
+ * Both twins answer alike throughout, and at the end each key holds the
+ * C twin's state.
+ */
+START_TEST(groups_and_peeks)
+{
+    struct diff *d = diff_new((rl_algorithm)_i, 0xd1ff0500 + _i);
+    struct check cks[BATCH_MAX];
+    int sizes[BATCH_MAX], b, n, k, r;
+
+    for (b = 0; b < 400; b++) {
+        advance(d);
+        n = draw_groups(d, cks, sizes, &k);
+        r = (int)uniform(0, 99);
+        if (r < 60)
+            run_groups(d, cks, n, sizes, k);
+        else if (r < 85)
+            run_peek(d, cks, n);
+        else
+            run_batch(d, cks, n, "");
+    }
+    require_mixed(d);
+    require_states(d);
+    diff_free(d);
+}
+END_TEST
+
+#define SNAP_KEYS (N_HOT + 8)
+
+/* What the server holds: DBSIZE, writes, keys 0..SNAP_KEYS-1. */
+struct snapshot {
+    long long dbsize, writes, pttl[SNAP_KEYS];
+    redisReply *value[SNAP_KEYS];
+    int64_t t0;
+};
+
+static long long
+dbsize(struct diff *d)
+{
+    redisReply *r = redisCommand(d->c, "DBSIZE");
+    long long n;
+
+    REQUIRE(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+static void
+snap_take(struct diff *d, struct snapshot *s)
+{
+    int k;
+
+    s->t0 = mono_ms();
+    s->dbsize = dbsize(d);
+    s->writes = any_writes();
+    for (k = 0; k < SNAP_KEYS; k++) {
+        s->pttl[k] = key_int(d, "PTTL", k);
+        s->value[k] = get_value(d, k);
+    }
+}
+
+/*
+ * The server holds what it held: the same DBSIZE and values, each PTTL
+ * less only the real time gone, and no write was run.  Frees s.
+ */
+static void
+snap_require_same(struct diff *d, struct snapshot *s, const char *what)
+{
+    redisReply *v;
+    long long ms, waited;
+    int k;
+
+    ck_assert_msg(any_writes() == s->writes, "%s: a write ran", what);
+    ck_assert_msg(dbsize(d) == s->dbsize, "%s: DBSIZE changed", what);
+    for (k = 0; k < SNAP_KEYS; k++) {
+        v = get_value(d, k);
+        ms = key_int(d, "PTTL", k);
+        waited = mono_ms() - s->t0;
+        ck_assert_msg(v->type == s->value[k]->type &&
+                      v->len == s->value[k]->len &&
+                      (v->len == 0 ||
+                       memcmp(v->str, s->value[k]->str, v->len) == 0),
+                      "%s: key %d changed", what, k);
+        ck_assert_msg(s->pttl[k] < 0 ? ms == s->pttl[k]
+                                     : ms <= s->pttl[k] &&
+                                       ms >= s->pttl[k] - waited - 2,
+                      "%s: key %d PTTL %lld, was %lld", what, k, ms,
+                      s->pttl[k]);
+        freeReplyObject(v);
+        freeReplyObject(s->value[k]);
+    }
+}
+
+/*
+ * Gives keys 0..SNAP_KEYS-1 states (limit 5 per 1000 ms, the last four
+ * keys fresh), then moves the clock 700 ms on: a check now would refill
+ * the bucket and, 400 ms later, roll, prune or let go of every state.
+ */
+static void
+snap_setup(struct diff *d)
+{
+    struct check cks[2 * SNAP_KEYS];
+    int i;
+
+    for (i = 0; i < 2 * (SNAP_KEYS - 4); i++) {
+        cks[i].key = i % (SNAP_KEYS - 4);
+        cks[i].max = 5;
+        cks[i].window = 1000;
+        cks[i].cost = i % 3 + 1;
+    }
+    run_batch(d, cks, 2 * (SNAP_KEYS - 4), NULL);
+    d->now += 700;
+}
+
+/*
+ * A peek writes nothing: over keys with states and fresh ones, checks
+ * that pass and that are denied, keys repeated, new limits, the time
+ * explicit (against the C twin) and Redis TIME, nothing on the server
+ * changes: no write runs, DBSIZE, values and expiries stay.
+ */
+START_TEST(peek_writes_nothing)
+{
+    struct diff *d = diff_new((rl_algorithm)_i, 0xd1ff0600 + _i);
+    struct check cks[3 * SNAP_KEYS];
+    struct snapshot snap;
+    redisReply *r;
+    int i, round;
+
+    snap_setup(d);
+    snap_take(d, &snap);
+    for (round = 0; round < 4; round++) {
+        for (i = 0; i < 3 * SNAP_KEYS; i++) {
+            cks[i].key = (int)uniform(0, SNAP_KEYS - 1);
+            cks[i].max = round == 2 ? 3 : 5;
+            cks[i].window = round == 3 ? 400 : 1000;
+            cks[i].cost = uniform(1, cks[i].max);
+        }
+        run_peek(d, cks, 3 * SNAP_KEYS);
+        r = evalsha(d, cks, 3 * SNAP_KEYS, "", "P");
+        freeReplyObject(r);
+        d->now += 400;
+    }
+    ck_assert_int_gt(d->allowed, 20);
+    ck_assert_int_gt(d->denied, 20);
+    snap_require_same(d, &snap, "peek");
+    diff_free(d);
+}
+END_TEST
+
+/*
+ * A mode that is not '', 'P' or group lengths summing to n (digits,
+ * each >= 1) is an error reply, and nothing is written; well-formed ones
+ * run.
+ */
+START_TEST(bad_mode)
+{
+    static const char *const bad[] = {
+        "0", "2", "4", "1,1", "1,1,2", "0,3", "3,0", "1,,2", ",3", "3,",
+        ",", "a", "p", "PP", "P,3", "3P", "1.5,1.5", "-1,4", "+3", " 3",
+        "3 ", "1;2", "0x3", "1e0,2", "2,1,0", "99999999999999999999",
+    };
+    static const char *const good[] = { "3", "1,2", "2,1", "1,1,1", "03" };
+    struct diff *d = diff_new((rl_algorithm)_i, 0xd1ff0700 + _i);
+    struct check cks[3];
+    struct snapshot snap;
+    redisReply *r;
+    size_t i;
+
+    snap_setup(d);
+    for (i = 0; i < 3; i++) {
+        cks[i].key = (int)i * 5;
+        cks[i].max = 5;
+        cks[i].window = 1000;
+        cks[i].cost = 1;
+    }
+    snap_take(d, &snap);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = send_checks(d, cks, 3, NULL, bad[i]);
+        ck_assert_msg(r->type == REDIS_REPLY_ERROR &&
+                      strstr(r->str, "bad mode") != NULL,
+                      "%s: mode \"%s\" ran", d->script->name, bad[i]);
+        freeReplyObject(r);
+    }
+    snap_require_same(d, &snap, "bad mode");
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        r = evalsha(d, cks, 3, NULL, good[i]);
+        freeReplyObject(r);
+    }
     diff_free(d);
 }
 END_TEST
@@ -890,6 +1263,10 @@ diff_suite(void)
     tcase_add_loop_test(tc, redis_time_rolls, RL_SLIDING_WINDOW,
                         RL_GCRA + 1);
     tcase_add_test(tc, long_sliding_log);
+    tcase_add_loop_test(tc, groups_and_peeks, RL_SLIDING_WINDOW, RL_GCRA + 1);
+    tcase_add_loop_test(tc, peek_writes_nothing, RL_SLIDING_WINDOW,
+                        RL_GCRA + 1);
+    tcase_add_loop_test(tc, bad_mode, RL_SLIDING_WINDOW, RL_GCRA + 1);
     suite_add_tcase(s, tc);
     return s;
 }
