@@ -45,11 +45,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
-#ifdef __linux__
-#include <sys/random.h>
-#endif
-
 #include "cache.h"
 #include "rl_private.h"
 
@@ -137,28 +132,6 @@ struct rl_cache {
 };
 
 /* ---- randomness, hashing ---- */
-
-/* Fills buf with secret random bytes; returns false when none are to be
-   had (the cache then refuses to exist rather than run unkeyed). */
-static bool
-random_bytes(void *buf, size_t len)
-{
-#ifdef __linux__
-    unsigned char *p = buf;
-    size_t got = 0;
-    ssize_t n;
-
-    while (got < len) {
-        n = getrandom(p + got, len - got, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got == len)
-        return true;
-#endif
-    return len <= (size_t)INT32_MAX && RAND_bytes(buf, (int)len) == 1;
-}
 
 static inline uint64_t
 hash_key(const struct rl_cache *c, const void *key, size_t keylen)
@@ -537,7 +510,7 @@ rl__cache_new(int64_t max_size)
     uint64_t k[2];
     size_t n;
 
-    if (max_size < 1 || !random_bytes(k, sizeof(k)))
+    if (max_size < 1 || !rl__random_bytes(k, sizeof(k)))
         return NULL;
     if (max_size > MAX_SIZE_CAP)
         max_size = MAX_SIZE_CAP;

@@ -109,3 +109,81 @@ rl__redis_key(const char *prefix, rl_algorithm alg, const char *key,
     n += escape(key, keylen, buf + n);
     return n;
 }
+
+/* ---- from a Redis key back to the user key (the warm-up's SCAN) ---- */
+
+static int
+hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* esc() undone into dst (RL_KEY_MAX bytes); the length, or 0 when src is
+   not an escape's output or too long. */
+static size_t
+unescape(const char *src, size_t len, char *dst)
+{
+    size_t i, n = 0;
+    int hi, lo;
+
+    for (i = 0; i < len; i++) {
+        if (n == RL_KEY_MAX)
+            return 0;
+        if (src[i] != '%') {
+            dst[n++] = src[i];
+            continue;
+        }
+        if (len - i < 3)
+            return 0;
+        hi = hex_digit(src[i + 1]);
+        lo = hex_digit(src[i + 2]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        dst[n++] = (char)(hi << 4 | lo);
+        i += 2;
+    }
+    return n;
+}
+
+size_t
+rl__redis_key_decode(const char *prefix, rl_algorithm alg, const char *rkey,
+                     size_t rlen, char *buf)
+{
+    size_t plen = strlen(prefix), head = plen + 5;
+    const char *close;
+
+    if (rlen <= head || memcmp(rkey, prefix, plen) != 0 ||
+        rkey[plen] != ':' || rkey[plen + 1] != alg_tags[alg][0] ||
+        rkey[plen + 2] != alg_tags[alg][1] || rkey[plen + 3] != ':' ||
+        rkey[plen + 4] != '{')
+        return 0;
+    close = memchr(rkey + head, '}', rlen - head);
+    if (close == NULL)
+        return 0;
+    if ((size_t)(close + 1 - rkey) == rlen) /* no tag of the user's */
+        return unescape(rkey + head, (size_t)(close - rkey) - head, buf);
+    return unescape(close + 1, rlen - (size_t)(close + 1 - rkey), buf);
+}
+
+size_t
+rl__redis_key_match(const char *prefix, rl_algorithm alg, char *buf)
+{
+    size_t n = 0;
+
+    for (; *prefix != '\0'; prefix++) {
+        if (strchr("*?[]\\", *prefix) != NULL)
+            buf[n++] = '\\';
+        buf[n++] = *prefix;
+    }
+    buf[n++] = ':';
+    buf[n++] = alg_tags[alg][0];
+    buf[n++] = alg_tags[alg][1];
+    buf[n++] = ':';
+    buf[n++] = '{';
+    buf[n++] = '*';
+    return n;
+}

@@ -16,6 +16,8 @@
 #include <event2/event.h>
 
 #include "breaker_loop.h"
+#include "cache_loop.h"
+#include "group.h"
 #include "metrics.h"
 
 static void limiter_destroy(struct rl_limiter *rl);
@@ -100,6 +102,9 @@ limiter_setup(struct rl_limiter *rl)
     TAILQ_INIT(&rl->submit_q);
     TAILQ_INIT(&rl->done_q);
     TAILQ_INIT(&rl->dl_q);
+    TAILQ_INIT(&rl->groups);
+    TAILQ_INIT(&rl->groups_done);
+    TAILQ_INIT(&rl->scans);
     rl->instances = 1;
     if (getrandom(&rl->rng, sizeof(rl->rng), GRND_NONBLOCK) !=
             (ssize_t)sizeof(rl->rng) || rl->rng == 0)
@@ -122,6 +127,9 @@ limiter_setup(struct rl_limiter *rl)
         if (rc != RL_OK)
             return rc;
     }
+    rc = rl__cache_init(rl);
+    if (rc != RL_OK)
+        return rc;
     return rl->backend->init(rl);
 }
 
@@ -170,6 +178,9 @@ limiter_destroy(struct rl_limiter *rl)
         rl->backend->destroy(rl);
     if (rl->tick_ev != NULL)
         event_free(rl->tick_ev);
+    while (rl->groups.tqh_first != NULL) /* none once rl_free delivered */
+        rl__group_discard(rl->groups.tqh_first);
+    rl__cache_destroy(rl);
     rl__local_destroy(rl);
     rl__metrics_destroy(rl);
     rl__req_pool_free(rl);
@@ -190,8 +201,10 @@ rl_free(rl_limiter *rl)
         return;
     rl->freeing = true;
     rl->backend->shutdown(rl);
-    if (rl->in_callback > 0)
-        return; /* the tick frees it when the callback returns */
+    if (rl->in_callback > 0) {
+        rl__tick_arm(rl); /* which frees it once the callback returns */
+        return;
+    }
     rl__req_deliver(rl);
     limiter_destroy(rl);
 }
@@ -205,9 +218,9 @@ refuse(struct rl_limiter *rl, int code)
     return code;
 }
 
-/* Accepts a request: counts it and hands it to the backend. */
+/* Accepts a request: a pending one more, not yet given to a backend. */
 static int
-submit(struct rl_limiter *rl, enum rl_op op, const void *key, size_t keylen,
+accept_req(struct rl_limiter *rl, enum rl_op op, const void *key, size_t keylen,
        struct rl_req **out)
 {
     struct rl_req *req;
@@ -238,7 +251,7 @@ rl_check_key_async(rl_limiter *rl, const void *key, size_t key_len,
         rl__validate_check(rl->cfg.algorithm, key, key_len, max_requests,
                            window_ms, cost) != RL_OK)
         return refuse(rl, RL_ERR_INVALID);
-    rc = submit(rl, RL_OP_CHECK, key, key_len, &req);
+    rc = accept_req(rl, RL_OP_CHECK, key, key_len, &req);
     if (rc != RL_OK)
         return rc;
     req->max = max_requests;
@@ -247,8 +260,17 @@ rl_check_key_async(rl_limiter *rl, const void *key, size_t key_len,
     req->cb.check = cb;
     req->arg = arg;
     rl->ctr.v[RL_METRIC_CHECKS_TOTAL]++;
-    rl->backend->submit(rl, req);
+    rl__check_submit(rl, req);
     return RL_OK;
+}
+
+void
+rl__check_submit(struct rl_limiter *rl, struct rl_req *req)
+{
+    if (rl->cache != NULL && req->op == RL_OP_CHECK &&
+        rl__cache_answer(rl, req))
+        return;
+    rl->backend->submit(rl, req);
 }
 
 RL_EXTERN int
@@ -279,16 +301,92 @@ rl_reset_async(rl_limiter *rl, const char *key, rl_done_cb cb, void *arg)
         return RL_ERR_INVALID;
     if (cb == NULL || key == NULL || keylen == 0 || keylen > RL_KEY_MAX)
         return refuse(rl, RL_ERR_INVALID);
-    rc = submit(rl, RL_OP_RESET, key, keylen, &req);
+    rc = accept_req(rl, RL_OP_RESET, key, keylen, &req);
     if (rc != RL_OK)
         return rc;
     req->cb.done = cb;
     req->arg = arg;
     rl->ctr.v[RL_METRIC_RESETS]++;
+    rl__cache_forget(rl, key, keylen);
     if (rl->store != NULL && rl->cfg.backend != RL_BACKEND_LOCAL)
         rl__local_reset(rl, req); /* the local fallback's share too */
     rl->backend->submit(rl, req);
     return RL_OK;
+}
+
+/* ---- many checks in one call ---- */
+
+/* Accepts a group of n requests (kind), at most `room` of them pending at
+   once, and starts it. */
+static int
+accept_group(struct rl_limiter *rl, enum rl_grp_kind kind,
+             const rl_request *reqs, size_t n, size_t room,
+             struct rl_group **out)
+{
+    int rc;
+
+    if (rl->freeing)
+        return refuse(rl, RL_ERR_SHUTDOWN);
+    if (rl->ctr.v[RL_METRIC_PENDING] + (int64_t)room > rl->cfg.max_pending)
+        return refuse(rl, RL_ERR_OVERLOAD);
+    rc = rl__group_new(rl, kind, reqs, n, out);
+    if (rc != RL_OK)
+        return refuse(rl, rc);
+    return RL_OK;
+}
+
+static int
+start_group(struct rl_group *g)
+{
+    if (rl__group_start(g) == RL_OK)
+        return RL_OK;
+    rl__group_discard(g);
+    return refuse(g->rl, RL_ERR_NOMEM);
+}
+
+RL_EXTERN int
+rl_batch_async(rl_limiter *rl, const rl_request *reqs, size_t n,
+               rl_batch_cb cb, void *arg)
+{
+    const rl_batch_config *bc;
+    struct rl_group *g;
+    size_t room;
+    int rc;
+
+    if (rl == NULL)
+        return RL_ERR_INVALID;
+    if (reqs == NULL || cb == NULL || n == 0 || n > RL_BATCH_ITEMS_MAX)
+        return refuse(rl, RL_ERR_INVALID);
+    bc = &rl->cfg.batch;
+    room = (size_t)(bc->concurrency * bc->size);
+    rc = accept_group(rl, RL_GRP_BATCH, reqs, n, room < n ? room : n, &g);
+    if (rc != RL_OK)
+        return rc;
+    g->cb = cb;
+    g->arg = arg;
+    rl->ctr.v[RL_METRIC_BATCH_CALLS]++;
+    rl->ctr.v[RL_METRIC_BATCH_ITEMS] += (int64_t)n;
+    return start_group(g);
+}
+
+RL_EXTERN int
+rl_check_all_async(rl_limiter *rl, const rl_request *reqs, size_t n,
+                   rl_batch_cb cb, void *arg)
+{
+    struct rl_group *g;
+    int rc;
+
+    if (rl == NULL)
+        return RL_ERR_INVALID;
+    if (reqs == NULL || cb == NULL || n == 0 || n > RL_CHECK_ALL_MAX)
+        return refuse(rl, RL_ERR_INVALID);
+    rc = accept_group(rl, RL_GRP_ALL, reqs, n, n, &g);
+    if (rc != RL_OK)
+        return rc;
+    g->cb = cb;
+    g->arg = arg;
+    rl->ctr.v[RL_METRIC_MULTI_CALLS]++;
+    return start_group(g);
 }
 
 /* ---- metrics ---- */
@@ -308,5 +406,7 @@ rl_metric(const rl_limiter *rl, int id)
             return st.keys;
         return id == RL_METRIC_LOCAL_EVICTIONS ? st.evictions : st.expired;
     }
+    if (id >= RL_METRIC_CACHE_HITS && id <= RL_METRIC_CACHE_EXPIRED)
+        return rl__cache_metric(rl, id);
     return rl->ctr.v[id];
 }

@@ -9,9 +9,11 @@
  * call that submitted it.  A weak timer sweeps expired keys in bounded
  * steps; it never keeps an otherwise idle loop running.
  */
+#include <string.h>
+
 #include <event2/event.h>
 
-#include "rl_private.h"
+#include "group.h"
 
 #define SWEEP_BUDGET 4096
 
@@ -59,38 +61,56 @@ rl__local_destroy(struct rl_limiter *rl)
 
 /* ---- decisions ---- */
 
+/* The limit this instance applies: its share of max while Redis is away
+   (the local fallback), at least cost. */
+static int64_t
+share_of(const struct rl_limiter *rl, int64_t max, int64_t cost)
+{
+    if (rl->cfg.backend == RL_BACKEND_LOCAL || rl->instances <= 1)
+        return max;
+    max /= rl->instances;
+    return max < cost ? cost : max;
+}
+
+static void
+arm_sweep(struct rl_limiter *rl)
+{
+    if (!rl->sweep_armed) {
+        rl->sweep_armed = true;
+        rl__weak_timer_add(rl->sweep_ev, rl->cfg.local.sweep_interval_ms);
+    }
+}
+
+static void
+to_result(const rl_decision *d, rl_result *r)
+{
+    r->status = RL_OK;
+    r->allowed = d->allowed;
+    r->remaining = d->remaining;
+    r->reset_ms = d->reset_ms;
+    r->retry_after_ms = d->retry_after_ms;
+    r->source = RL_SOURCE_BACKEND;
+}
+
 /* rl__local_decide on the key's state st, got at now (NULL: the store
    was out of memory). */
 static int
 decide_on(struct rl_limiter *rl, struct rl_req *req, rl_algo_state *st,
           int64_t now, rl_result *r)
 {
-    int64_t max = req->max;
     rl_decision d;
     int rc;
 
     if (st == NULL)
         return RL_ERR_NOMEM;
-    if (rl->cfg.backend != RL_BACKEND_LOCAL && rl->instances > 1) {
-        max = req->max / rl->instances;
-        if (max < req->cost)
-            max = req->cost;
-    }
-    rc = rl__algo_decide(rl->cfg.algorithm, st, now, max, req->window,
+    rc = rl__algo_decide(rl->cfg.algorithm, st, now,
+                         share_of(rl, req->max, req->cost), req->window,
                          req->cost, &d);
     if (rc != RL_OK)
         return rc;
     rl__store_set_expiry(rl->store, st, d.expire_at_ms);
-    if (!rl->sweep_armed) {
-        rl->sweep_armed = true;
-        rl__weak_timer_add(rl->sweep_ev, rl->cfg.local.sweep_interval_ms);
-    }
-    r->status = RL_OK;
-    r->allowed = d.allowed;
-    r->remaining = d.remaining;
-    r->reset_ms = d.reset_ms;
-    r->retry_after_ms = d.retry_after_ms;
-    r->source = RL_SOURCE_BACKEND;
+    arm_sweep(rl);
+    to_result(&d, r);
     return RL_OK;
 }
 
@@ -114,6 +134,114 @@ rl__local_reset(struct rl_limiter *rl, struct rl_req *req)
         rl__store_del(rl->store, (rl_algorithm)alg, req->key, req->keylen);
 }
 
+/* ---- all-or-nothing groups ---- */
+
+/*
+ * The group's states are copied out of the store (a store pointer lives
+ * only until the next get), one copy per distinct key, decided together
+ * by rl__algo_group, and written back only when the group was admitted.
+ */
+struct group_work {
+    rl_algo_state copy[RL_CHECK_ALL_MAX];
+    rl_algo_state *st[RL_CHECK_ALL_MAX];
+    int64_t max[RL_CHECK_ALL_MAX], window[RL_CHECK_ALL_MAX];
+    int64_t cost[RL_CHECK_ALL_MAX];
+    rl_decision d[RL_CHECK_ALL_MAX];
+    size_t n_copies;
+};
+
+/* The index of the first item of g with item i's key. */
+static size_t
+first_of_key(const struct rl_group *g, size_t i)
+{
+    size_t j;
+
+    for (j = 0; j < i; j++)
+        if (g->items[j].len == g->items[i].len &&
+            memcmp(g->items[j].key, g->items[i].key, g->items[i].len) == 0)
+            return j;
+    return i;
+}
+
+static int
+copy_states(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
+            struct group_work *w)
+{
+    const struct rl_item *it;
+    rl_algo_state *live;
+    size_t i, j;
+
+    for (i = 0; i < g->n; i++) {
+        it = &g->items[i];
+        w->max[i] = share_of(rl, it->max, it->cost);
+        w->window[i] = it->window;
+        w->cost[i] = it->cost;
+        j = first_of_key(g, i);
+        if (j < i) {
+            w->st[i] = w->st[j];
+            continue;
+        }
+        live = rl__store_get(rl->store, rl->cfg.algorithm, it->key, it->len,
+                             now);
+        if (live == NULL ||
+            rl__algo_state_copy(&w->copy[w->n_copies], live) != RL_OK)
+            return RL_ERR_NOMEM;
+        w->st[i] = &w->copy[w->n_copies++];
+    }
+    return RL_OK;
+}
+
+/* Moves the decided copies back into the store. */
+static void
+write_back(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
+           struct group_work *w)
+{
+    rl_algo_state *live;
+    size_t i, k;
+
+    for (i = 0; i < g->n; i++) {
+        if (first_of_key(g, i) != i)
+            continue;
+        live = rl__store_get(rl->store, rl->cfg.algorithm, g->items[i].key,
+                             g->items[i].len, now);
+        if (live == NULL)
+            continue; /* out of memory: that key's charge is lost */
+        rl__algo_state_clear(live);
+        *live = *w->st[i];
+        memset(w->st[i], 0, sizeof(*w->st[i]));
+        for (k = g->n; k-- > i;)
+            if (w->st[k] == w->st[i] || k == i)
+                break;
+        rl__store_set_expiry(rl->store, live, w->d[k].expire_at_ms);
+    }
+    arm_sweep(rl);
+}
+
+int
+rl__local_group(struct rl_limiter *rl, struct rl_group *g, int64_t now,
+                rl_result *r)
+{
+    struct group_work w;
+    bool admitted = false;
+    size_t i;
+    int rc;
+
+    w.n_copies = 0;
+    rc = copy_states(rl, g, now, &w);
+    if (rc == RL_OK)
+        rc = rl__algo_group(rl->cfg.algorithm, w.st, g->n, now, w.max,
+                            w.window, w.cost, w.d, &admitted);
+    if (rc == RL_OK && admitted)
+        write_back(rl, g, now, &w);
+    for (i = 0; i < w.n_copies; i++)
+        rl__algo_state_clear(&w.copy[i]);
+    if (rc != RL_OK)
+        return rc;
+    for (i = 0; i < g->n; i++)
+        to_result(&w.d[i], &r[i]);
+    return RL_OK;
+}
+
 /* ---- the backend ---- */
 
 static int
@@ -127,7 +255,33 @@ static void
 local_submit(struct rl_limiter *rl, struct rl_req *req)
 {
     TAILQ_INSERT_TAIL(&rl->submit_q, req, q);
+    req->linked = 1;
     rl__tick_arm(rl);
+}
+
+static void
+local_expire(struct rl_limiter *rl, struct rl_req *req)
+{
+    if (req->linked) {
+        TAILQ_REMOVE(&rl->submit_q, req, q);
+        req->linked = 0;
+    }
+}
+
+/* Decides the all-or-nothing group led by req at now. */
+static void
+flush_group(struct rl_limiter *rl, struct rl_req *req, int64_t now)
+{
+    struct rl_group *g = req->grp;
+    rl_result r[RL_CHECK_ALL_MAX];
+    size_t i;
+
+    if (rl__local_group(rl, g, now, r) != RL_OK) {
+        rl__req_fallback(req, RL_ERR_NOMEM);
+        return;
+    }
+    for (i = 0; i < g->n; i++)
+        rl__req_complete(g->reqs[i], RL_OK, &r[i]);
 }
 
 /*
@@ -161,6 +315,10 @@ flush_one(struct rl_limiter *rl, struct rl_req *req, uint64_t hash,
     if (req->op == RL_OP_RESET) {
         rl__local_reset(rl, req);
         rl__req_complete(req, RL_OK, NULL);
+        return;
+    }
+    if (req->unit > 1) {
+        flush_group(rl, req, now);
         return;
     }
     st = rl__store_get_hashed(rl->store, rl->cfg.algorithm, req->key,
@@ -202,6 +360,7 @@ local_flush(struct rl_limiter *rl)
             rl__store_prefetch_record(rl->store,
                                       hash[(n0 + STAGE2) % LOOKAHEAD]);
         TAILQ_REMOVE(&rl->submit_q, req, q);
+        req->linked = 0;
         flush_one(rl, req, hash[n0++ % LOOKAHEAD], now);
     }
 }
@@ -214,6 +373,7 @@ local_shutdown(struct rl_limiter *rl)
     while (!TAILQ_EMPTY(&rl->submit_q)) {
         req = TAILQ_FIRST(&rl->submit_q);
         TAILQ_REMOVE(&rl->submit_q, req, q);
+        req->linked = 0;
         rl__req_fallback(req, RL_ERR_SHUTDOWN);
     }
 }
@@ -231,4 +391,5 @@ const struct rl_backend_ops rl__backend_local = {
     .flush = local_flush,
     .shutdown = local_shutdown,
     .destroy = local_destroy,
+    .expire = local_expire,
 };

@@ -17,12 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group.h"
 #include "redis.h"
 
 struct rl_batch {
     struct rl_node *node;
-    uint8_t op;         /* RL_OP_CHECK: EVALSHA; RL_OP_RESET: DEL */
+    uint8_t op;         /* RL_OP_CHECK, RL_OP_PEEK: EVALSHA; RL_OP_RESET:
+                           DEL */
     uint8_t retried;    /* resent once after NOSCRIPT */
+    uint8_t grouped;    /* holds an all-or-nothing group */
     int n;
     struct rl_req *reqs[];
 };
@@ -215,7 +218,37 @@ batch_room(const struct rl_batch *b)
 }
 
 /*
- * EVALSHA sha n key1..keyn now ttl_ms max1 window1 cost1 ...
+ * The scripts' mode (docs/algorithms.md): '' for independent checks, 'P'
+ * to peek, else the lengths of the batch's all-or-nothing groups.
+ */
+static void
+put_mode(struct rl_node *n, const struct rl_batch *b)
+{
+    char digits[24];
+    size_t len = 0;
+    int i, k;
+
+    if (b->op == RL_OP_PEEK || !b->grouped) {
+        put_bulk(n, "P", b->op == RL_OP_PEEK ? 1 : 0);
+        return;
+    }
+    for (i = 0; i < b->n; i += k) {
+        k = b->reqs[i]->unit > 1 ? b->reqs[i]->unit : 1;
+        len += (i > 0) + fmt_i64(digits, k);
+    }
+    put_header(n, '$', (int64_t)len);
+    for (i = 0; i < b->n; i += k) {
+        k = b->reqs[i]->unit > 1 ? b->reqs[i]->unit : 1;
+        if (i > 0)
+            n->cmd[n->cmd_len++] = ',';
+        n->cmd_len += fmt_i64(n->cmd + n->cmd_len, k);
+    }
+    n->cmd[n->cmd_len++] = '\r';
+    n->cmd[n->cmd_len++] = '\n';
+}
+
+/*
+ * EVALSHA sha n key1..keyn now ttl_ms max1 window1 cost1 ... mode
  * `now` is empty when Redis TIME decides (the default).
  */
 static int
@@ -228,7 +261,7 @@ format_checks(struct rl_node *n, const struct rl_batch *b)
     n->cmd_len = 0;
     if (cmd_reserve(n, batch_room(b)) != RL_OK)
         return RL_ERR_NOMEM;
-    put_header(n, '*', 3 + (int64_t)b->n * 4 + 2);
+    put_header(n, '*', 3 + (int64_t)b->n * 4 + 3);
     put_bulk(n, "EVALSHA", 7);
     put_bulk(n, s->sha, 40);
     put_int(n, b->n);
@@ -240,6 +273,7 @@ format_checks(struct rl_node *n, const struct rl_batch *b)
         put_bulk(n, "", 0);
     put_int(n, rl->cfg.redis.ttl_buffer_s * 1000);
     put_limits(n, b);
+    put_mode(n, b);
     return RL_OK;
 }
 
@@ -271,6 +305,7 @@ batch_new(struct rl_node *n, uint8_t op, int cap)
     b->node = n;
     b->op = op;
     b->retried = 0;
+    b->grouped = 0;
     b->n = 0;
     return b;
 }
@@ -334,7 +369,7 @@ batch_send(struct rl_node *n, struct rl_batch *b)
         n->inflight++;
         rl->ctr.v[RL_METRIC_INFLIGHT]++;
         rl->ctr.v[RL_METRIC_REDIS_COMMANDS]++;
-        if (b->op == RL_OP_CHECK) {
+        if (b->op != RL_OP_RESET) {
             rl->ctr.v[RL_METRIC_REDIS_EVALSHA]++;
             rl->ctr.v[RL_METRIC_BATCHES]++;
             rl->ctr.v[RL_METRIC_BATCHED_CHECKS] += b->n;
@@ -369,10 +404,44 @@ decision_valid(const struct rl_req *req, redisReply **e)
     if (req->rl->cfg.algorithm == RL_GCRA)
         span = RL_NOW_MAX + RL_WINDOW_MS_MAX;
 
-    if (!in_range(e[0], 0, 1) || !in_range(e[1], 0, req->max) ||
-        !in_range(e[2], 0, span) || !in_range(e[3], 0, span))
-        return false;
-    return (e[0]->integer == 1) == (e[3]->integer == 0);
+    return in_range(e[0], 0, 1) && in_range(e[1], 0, req->max) &&
+           in_range(e[2], 0, span) && in_range(e[3], 0, span);
+}
+
+/*
+ * Whether the k decisions at e are those of one all-or-nothing unit (a
+ * check alone when k is 1): one verdict; admitted, none waits; denied,
+ * at least one limit denied on its own (retry_after > 0).
+ */
+static bool
+unit_valid(struct rl_req *const *reqs, int k, redisReply **e)
+{
+    bool allowed = e[0]->integer == 1, waits = false;
+    int i;
+
+    for (i = 0; i < k; i++) {
+        if (!decision_valid(reqs[i], e + 4 * i) ||
+            (e[4 * i]->integer == 1) != allowed)
+            return false;
+        if (e[4 * i + 3]->integer > 0)
+            waits = true;
+    }
+    return allowed != waits;
+}
+
+static bool
+decisions_valid(const struct rl_batch *b, redisReply **e)
+{
+    int i = 0, k;
+
+    while (i < b->n) {
+        k = b->reqs[i]->unit > 1 ? b->reqs[i]->unit : 1;
+        if (i + k > b->n || !in_range(e[4 * i], 0, 1) ||
+            !unit_valid(b->reqs + i, k, e + 4 * i))
+            return false;
+        i += k;
+    }
+    return true;
 }
 
 static void
@@ -384,11 +453,8 @@ apply_decisions(struct rl_batch *b, const redisReply *reply)
     int i;
 
     if (reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements != (size_t)b->n * 4)
+        reply->elements != (size_t)b->n * 4 || !decisions_valid(b, e))
         goto out_protocol;
-    for (i = 0; i < b->n; i++)
-        if (!decision_valid(b->reqs[i], e + 4 * i))
-            goto out_protocol;
     memset(&r, 0, sizeof(r));
     r.source = RL_SOURCE_BACKEND;
     for (i = 0; i < b->n; i++) {
@@ -470,7 +536,7 @@ batch_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (r == NULL) {
         batch_fail(b, rl->freeing ? RL_ERR_SHUTDOWN : RL_ERR_REDIS);
     } else if (r->type == REDIS_REPLY_ERROR) {
-        if (is_noscript(r) && b->op == RL_OP_CHECK && retry_noscript(b))
+        if (is_noscript(r) && b->op != RL_OP_RESET && retry_noscript(b))
             return;
         rl->ctr.v[RL_METRIC_REDIS_ERRORS]++;
         rl__log_limited(rl, RL_LOG_ERROR, "redis: %.200s", r->str);
@@ -502,6 +568,7 @@ rl__node_queue(struct rl_node *n, struct rl_req *req)
         return;
     }
     TAILQ_INSERT_TAIL(&n->queue, req, q);
+    req->linked = 1;
     rl__tick_arm(n->rl);
 }
 
@@ -509,25 +576,46 @@ void
 rl__node_unqueue(struct rl_node *n, struct rl_req *req)
 {
     TAILQ_REMOVE(&n->queue, req, q);
+    req->linked = 0;
 }
 
-/* Takes up to batch.max checks (or one reset) off the queue. */
+static void
+batch_add(struct rl_batch *b, struct rl_req *req)
+{
+    req->state = RL_REQ_SENT;
+    rl__req_ref(req);
+    b->reqs[b->n++] = req;
+}
+
+/*
+ * Takes up to batch.max checks (or one reset) off the queue.  An
+ * all-or-nothing group goes whole into one command (its leader is queued,
+ * the others ride along), even past batch.max when it is alone; a batch's
+ * chunk starts a command of its own and ends it.
+ */
 static struct rl_batch *
 batch_take(struct rl_node *n)
 {
     struct rl_req *req = TAILQ_FIRST(&n->queue);
-    int max = (int)n->rl->cfg.batch.max;
+    int max = (int)n->rl->cfg.batch.max, k, i;
     struct rl_batch *b;
 
-    b = batch_new(n, req->op, req->op == RL_OP_RESET ? 1 : max);
+    b = batch_new(n, req->op, req->op == RL_OP_RESET ? 1
+                              : max > RL_CHECK_ALL_MAX ? max
+                              : RL_CHECK_ALL_MAX);
     if (b == NULL)
         return NULL;
-    while (req != NULL && req->op == b->op && b->n < max) {
-        TAILQ_REMOVE(&n->queue, req, q);
-        req->state = RL_REQ_SENT;
-        rl__req_ref(req);
-        b->reqs[b->n++] = req;
-        if (b->op == RL_OP_RESET)
+    while (req != NULL && req->op == b->op) {
+        k = req->unit > 1 ? req->unit : 1;
+        if (b->n > 0 && (b->n + k > max || (req->mark & RL_MARK_START)))
+            break;
+        rl__node_unqueue(n, req);
+        batch_add(b, req);
+        for (i = 1; i < k; i++)
+            batch_add(b, req->grp->reqs[i]);
+        if (k > 1)
+            b->grouped = 1;
+        if (b->op == RL_OP_RESET || (req->mark & RL_MARK_END))
             break;
         req = TAILQ_FIRST(&n->queue);
     }
@@ -546,7 +634,7 @@ rl__node_flush(struct rl_node *n)
         b = batch_take(n);
         if (b == NULL) {
             req = TAILQ_FIRST(&n->queue);
-            TAILQ_REMOVE(&n->queue, req, q);
+            rl__node_unqueue(n, req);
             rl__req_fallback(req, RL_ERR_NOMEM);
             continue;
         }
@@ -568,7 +656,7 @@ rl__node_down(struct rl_node *n, int why)
 
     while (!TAILQ_EMPTY(&n->queue)) {
         req = TAILQ_FIRST(&n->queue);
-        TAILQ_REMOVE(&n->queue, req, q);
+        rl__node_unqueue(n, req);
         if (req->op == RL_OP_RESET)
             rl__req_complete(req, why, NULL);
         else

@@ -112,6 +112,11 @@ redis_init(struct rl_limiter *rl)
     return rl__conn_start(&be->node->conn, be->node);
 }
 
+/*
+ * A request, or the leader of an all-or-nothing group (the breaker admits
+ * the group once; the leader alone is timed and queued, the others ride
+ * along).
+ */
 static void
 redis_submit(struct rl_limiter *rl, struct rl_req *req)
 {
@@ -135,7 +140,7 @@ redis_flush(struct rl_limiter *rl)
 static void
 redis_expire(struct rl_limiter *rl, struct rl_req *req)
 {
-    if (req->state == RL_REQ_QUEUED)
+    if (req->linked)
         rl__node_unqueue(backend_of(rl)->node, req);
 }
 
@@ -175,6 +180,7 @@ redis_shutdown(struct rl_limiter *rl)
 
     if (be == NULL)
         return;
+    rl__warm_shutdown(rl);
     if (be->node != NULL)
         rl__node_down(be->node, RL_ERR_SHUTDOWN);
     while (!TAILQ_EMPTY(&rl->dl_q)) {
@@ -212,6 +218,21 @@ const struct rl_backend_ops rl__backend_redis = {
     .expire = redis_expire,
     .stalled = redis_stalled,
 };
+
+int
+rl__redis_command(struct rl_limiter *rl, redisCallbackFn *cb, void *priv,
+                  int argc, const char **argv, const size_t *argvlen)
+{
+    struct redis_backend *be = backend_of(rl);
+    struct rl_node *n = be != NULL ? be->node : NULL;
+
+    if (n == NULL || n->conn.state != RL_CONN_READY || n->conn.ac == NULL ||
+        redisAsyncCommandArgv(n->conn.ac, cb, priv, argc, argv,
+                              argvlen) != REDIS_OK)
+        return RL_ERR_REDIS;
+    rl->ctr.v[RL_METRIC_REDIS_COMMANDS]++;
+    return RL_OK;
+}
 
 /* The connection's state for the health verdict (metrics.c). */
 int

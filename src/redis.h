@@ -31,6 +31,28 @@
 size_t rl__redis_key(const char *prefix, rl_algorithm alg, const char *key,
                      size_t keylen, char *buf);
 
+/*
+ * The user key of a Redis key that rl__redis_key wrote for (prefix, alg),
+ * into buf (RL_KEY_MAX bytes); its length, or 0 when rkey is not such a
+ * key.  rl__redis_key_match writes the SCAN MATCH pattern of every such
+ * key into buf (2 * strlen(prefix) + 8 bytes) and returns its length.
+ */
+size_t rl__redis_key_decode(const char *prefix, rl_algorithm alg,
+                            const char *rkey, size_t rlen, char *buf);
+size_t rl__redis_key_match(const char *prefix, rl_algorithm alg, char *buf);
+
+/* ---- redis.c ---- */
+
+/*
+ * Sends one command outside the pipeline (the warm-up's SCAN) on the
+ * connection of a standalone Redis.  cb runs once with the reply, or with
+ * NULL when the connection drops or closes (possibly after the limiter
+ * is gone: then it must not touch it).  RL_OK, or RL_ERR_REDIS when the
+ * connection is not ready.
+ */
+int rl__redis_command(struct rl_limiter *rl, redisCallbackFn *cb, void *priv,
+                      int argc, const char **argv, const size_t *argvlen);
+
 /* ---- scripts.c ---- */
 
 struct rl_script {

@@ -20,6 +20,8 @@
 #include <event2/event.h>
 
 #include "breaker_loop.h"
+#include "cache_loop.h"
+#include "group.h"
 #include "metrics.h"
 
 #define RL_REQ_POOL_MAX 4096
@@ -63,6 +65,11 @@ rl__req_new(struct rl_limiter *rl, enum rl_op op, const char *key,
     req->op = (uint8_t)op;
     req->state = RL_REQ_QUEUED;
     req->on_dl = 0;
+    req->linked = 0;
+    req->mark = 0;
+    req->unit = 0;
+    req->grp_idx = 0;
+    req->grp = NULL;
     req->max = req->window = req->cost = 0;
     req->deadline_ms = 0;
     req->ticket = 0;
@@ -132,17 +139,39 @@ rl__req_complete(struct rl_req *req, int status, const rl_result *r)
     }
     if (req->ticket != 0)
         rl__brk_record(req, status);
-    if (req->op == RL_OP_CHECK) {
+    if (req->op != RL_OP_RESET) {
         req->res = *r;
         req->res.limit = req->max;
         req->res.key = req->key;
         req->res.key_len = req->keylen;
-        count_result(rl, &req->res);
+        if (rl->cache != NULL && status == RL_OK &&
+            r->source == RL_SOURCE_BACKEND)
+            rl__cache_learn(req);
+        if (req->op == RL_OP_CHECK)
+            count_result(rl, &req->res);
     }
     req->res.status = status;
     TAILQ_INSERT_TAIL(&rl->done_q, req, q);
     rl__tick_arm(rl);
     return true;
+}
+
+/* The allow or deny policy's answer for a check of (max, window). */
+static void
+policy_result(const struct rl_limiter *rl, int64_t max, int64_t window,
+              rl_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->source = RL_SOURCE_FALLBACK;
+    if (rl->cfg.fallback == RL_FALLBACK_DENY) {
+        r->allowed = false;
+        r->remaining = 0;
+        r->reset_ms = window;
+        r->retry_after_ms = window < 1000 ? window : 1000;
+    } else {
+        r->allowed = true;
+        r->remaining = max;
+    }
 }
 
 /* The fallback policy's answer for a check the backend cannot decide. */
@@ -152,7 +181,11 @@ rl__req_fallback(struct rl_req *req, int why)
     struct rl_limiter *rl = req->rl;
     rl_result r;
 
-    memset(&r, 0, sizeof(r));
+    if (req->grp != NULL && req->grp->kind == RL_GRP_ALL &&
+        req->grp->n > 1) {
+        rl__group_fallback(req->grp, why);
+        return;
+    }
     if (req->op == RL_OP_CHECK && rl->cfg.fallback == RL_FALLBACK_LOCAL &&
         rl->store != NULL &&
         rl__local_decide(rl, req, rl__now_ms(rl), &r) == RL_OK) {
@@ -160,17 +193,23 @@ rl__req_fallback(struct rl_req *req, int why)
         rl__req_complete(req, why, &r);
         return;
     }
-    r.source = RL_SOURCE_FALLBACK;
-    if (rl->cfg.fallback == RL_FALLBACK_DENY) {
-        r.allowed = false;
-        r.remaining = 0;
-        r.reset_ms = req->window;
-        r.retry_after_ms = req->window < 1000 ? req->window : 1000;
-    } else {
-        r.allowed = true;
-        r.remaining = req->max;
-    }
+    policy_result(rl, req->max, req->window, &r);
     rl__req_complete(req, why, &r);
+}
+
+void
+rl__fallback_group(struct rl_limiter *rl, struct rl_group *g, rl_result *r)
+{
+    size_t i;
+
+    if (rl->cfg.fallback == RL_FALLBACK_LOCAL && rl->store != NULL &&
+        rl__local_group(rl, g, rl__now_ms(rl), r) == RL_OK) {
+        for (i = 0; i < g->n; i++)
+            r[i].source = RL_SOURCE_FALLBACK;
+        return;
+    }
+    for (i = 0; i < g->n; i++)
+        policy_result(rl, g->items[i].max, g->items[i].window, &r[i]);
 }
 
 /* ---- delivery ---- */
@@ -192,14 +231,20 @@ rl__req_deliver(struct rl_limiter *rl)
     struct rl_req *req;
 
     rl__metrics_deliver_begin(rl);
-    while (!TAILQ_EMPTY(&rl->done_q)) {
-        req = TAILQ_FIRST(&rl->done_q);
-        TAILQ_REMOVE(&rl->done_q, req, q);
-        rl->ctr.v[RL_METRIC_PENDING]--;
-        rl__metrics_record(rl, req);
-        run_callback(rl, req);
-        rl__req_unref(req);
-    }
+    do {
+        while (!TAILQ_EMPTY(&rl->done_q)) {
+            req = TAILQ_FIRST(&rl->done_q);
+            TAILQ_REMOVE(&rl->done_q, req, q);
+            rl->ctr.v[RL_METRIC_PENDING]--;
+            rl__metrics_record(rl, req);
+            if (req->grp != NULL)
+                rl__group_item_done(req);
+            else
+                run_callback(rl, req);
+            rl__req_unref(req);
+        }
+        rl__group_deliver(rl);
+    } while (!TAILQ_EMPTY(&rl->done_q));
 }
 
 /* ---- deadlines ---- */

@@ -31,12 +31,14 @@
 struct event;
 struct rl_brk_loop;
 struct rl_metrics_hub;
+struct rl_cache;
 
 /* ---- requests ---- */
 
 enum rl_op {
     RL_OP_CHECK = 0,
-    RL_OP_RESET = 1
+    RL_OP_RESET = 1,
+    RL_OP_PEEK = 2     /* a check decided but not charged (cache warm-up) */
 };
 
 enum rl_req_state {
@@ -47,7 +49,13 @@ enum rl_req_state {
 
 #define RL_REQ_INLINE_KEY 48
 
+/* rl_req.mark: where a batch's chunk starts and ends (pipeline.c starts
+   a new command at a START and ends it after an END). */
+#define RL_MARK_START 1
+#define RL_MARK_END 2
+
 TAILQ_HEAD(rl_req_q, rl_req);
+struct rl_group;
 
 struct rl_req {
     TAILQ_ENTRY(rl_req) q;     /* submit_q, a pipeline queue, or done_q */
@@ -57,6 +65,13 @@ struct rl_req {
     uint8_t op;                /* enum rl_op */
     uint8_t state;             /* enum rl_req_state */
     uint8_t on_dl;             /* linked on the deadline FIFO */
+    uint8_t linked;            /* linked on a backend's queue (q) */
+    uint8_t mark;              /* RL_MARK_* (batch chunks) */
+    uint8_t unit;              /* > 1: the leader of an all-or-nothing
+                                  group of that many checks (group.c) */
+    uint32_t grp_idx;          /* its index in grp */
+    struct rl_group *grp;      /* the batch, multi-limit check or warm-up
+                                  it belongs to, or NULL */
     int64_t max;
     int64_t window;
     int64_t cost;
@@ -151,6 +166,11 @@ int64_t rl__store_sweep(struct rl_store *s, int64_t now_ms, int64_t budget);
    get, the sweep, or making room) since rl__store_new. */
 void rl__store_stats(const struct rl_store *s, struct rl_store_stats *out);
 
+/* Fills buf with secret random bytes (getrandom, else OpenSSL); false
+   when none are to be had: the hashed maps (store.c, cache.c) then refuse
+   to exist rather than run unkeyed. */
+bool rl__random_bytes(void *buf, size_t len);
+
 /*
  * Test hooks (tests/test_store.c), not for use by the library.
  * rl__siphash13: SipHash-1-3 of data under the key (k0, k1).
@@ -210,8 +230,19 @@ int rl__local_decide(struct rl_limiter *rl, struct rl_req *req, int64_t now,
                      rl_result *r);
 /* Forgets every algorithm's state of req's key. */
 void rl__local_reset(struct rl_limiter *rl, struct rl_req *req);
+/*
+ * Decides an all-or-nothing group on the local store at now (the
+ * instance's share of each limit), into r[0..g->n) (source
+ * RL_SOURCE_BACKEND).  RL_OK or RL_ERR_NOMEM (nothing charged).
+ */
+int rl__local_group(struct rl_limiter *rl, struct rl_group *g, int64_t now,
+                    rl_result *r);
 
 /* ---- the limiter ---- */
+
+TAILQ_HEAD(rl_group_q, rl_group);
+struct rl_scan;
+TAILQ_HEAD(rl_scan_q, rl_scan);
 
 struct rl_counters {
     int64_t v[RL_METRIC_COUNT_];
@@ -251,6 +282,15 @@ struct rl_limiter {
     int64_t instances;         /* live instances sharing the limit (the
                                   local fallback's divisor); 1 for now */
 
+    struct rl_group_q groups;      /* batches and multi-limit checks */
+    struct rl_group_q groups_done; /* every slot filled: callback due */
+    struct rl_scan_q scans;        /* cache warm-ups walking Redis */
+
+    struct rl_cache *cache;    /* the decision cache (cache_loop.c), or
+                                  NULL */
+    struct event *cache_ev;    /* its sweep; internal (weak) */
+    bool cache_armed;
+
     struct rl_brk_loop *brk;   /* circuit breaker, or NULL */
     struct rl_metrics_hub *hub; /* metrics.c */
 
@@ -261,6 +301,13 @@ struct rl_limiter {
 
 /* Makes sure the tick event runs soon (once, however often called). */
 void rl__tick_arm(struct rl_limiter *rl);
+/* Gives an accepted check to the decision cache, else to the backend. */
+void rl__check_submit(struct rl_limiter *rl, struct rl_req *req);
+
+/* ---- warm.c ---- */
+
+/* rl_free: every warm-up still walking Redis reports RL_ERR_SHUTDOWN. */
+void rl__warm_shutdown(struct rl_limiter *rl);
 
 /* ---- request.c ---- */
 
@@ -277,8 +324,13 @@ void rl__req_unref(struct rl_req *req);
  * after its deadline): returns false then, true when it completed it.
  */
 bool rl__req_complete(struct rl_req *req, int status, const rl_result *r);
-/* Completes a check through the fallback policy with `why` (!= RL_OK). */
+/* Completes a check through the fallback policy with `why` (!= RL_OK);
+   a request of an all-or-nothing group completes the whole group. */
 void rl__req_fallback(struct rl_req *req, int why);
+/* The fallback policy's results for every item of an all-or-nothing
+   group (one verdict), into r[0..g->n). */
+void rl__fallback_group(struct rl_limiter *rl, struct rl_group *g,
+                        rl_result *r);
 /*
  * Deadlines (Redis backend): the request must complete within the command
  * timeout of its submission.  rl__req_deadline_start puts it on the FIFO;

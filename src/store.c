@@ -286,10 +286,9 @@ rl__store_test_hash(struct rl_store *s, uint64_t k0, uint64_t k1,
     s->hash_mask = mask;
 }
 
-/* Fills buf with secret random bytes; returns false when none are to be
-   had (the store then refuses to exist rather than run unkeyed). */
-static bool
-random_bytes(void *buf, size_t len)
+/* Fills buf with secret random bytes (rl_private.h). */
+bool
+rl__random_bytes(void *buf, size_t len)
 {
 #ifdef __linux__
     unsigned char *p = buf;
@@ -709,7 +708,7 @@ rl__store_new(int64_t max_keys)
     s->seg_recs = s->max_keys < SEG_RECS ? (uint32_t)s->max_keys + 1
                                          : SEG_RECS;
     if (s->cur.slots == NULL || s->seg == NULL || !add_segment(s) ||
-        !random_bytes(s->seed, sizeof(s->seed)))
+        !rl__random_bytes(s->seed, sizeof(s->seed)))
         goto out_free;
     rec_at(s, 0)->alg = ALG_FREE; /* record 0 means "none" */
     s->hash_mask = UINT64_MAX;

@@ -324,8 +324,9 @@ sha_known(const struct server *s, const struct arg *sha)
 
 /*
  * The good decisions of EVALSHA sha n key1..keyn now ttl (max window
- * cost)*n: allowed, remaining, reset, retry for each check.  Returns the
- * array (malloc'd) and n, or NULL when the command is not of that shape.
+ * cost)*n mode, with the mode '' (independent checks): allowed,
+ * remaining, reset, retry for each check.  Returns the array (malloc'd)
+ * and n, or NULL when the command is not of that shape.
  */
 static long long *
 good_decisions(const struct server *s, int nargs, long *np)
@@ -335,7 +336,7 @@ good_decisions(const struct server *s, int nargs, long *np)
     long long *v, max, cost;
     long i, base;
 
-    if (n < 1 || 3 + n + 2 + 3 * n != nargs)
+    if (n < 1 || 3 + n + 2 + 3 * n + 1 != nargs || a[nargs - 1].len != 0)
         return NULL;
     v = malloc((size_t)n * 4 * sizeof(*v));
     if (v == NULL)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "helpers.h"
 
@@ -119,4 +120,13 @@ th_local_config(rl_config *cfg, rl_algorithm alg, int64_t *now)
     cfg->algorithm = alg;
     cfg->clock = th_clock;
     cfg->clock_arg = now;
+}
+
+int64_t
+th_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -47,6 +47,9 @@ void th_run_for(struct event_base *base, int ms);
 bool th_wait_for(struct event_base *base, const int *counter, int target,
                  int timeout_ms);
 
+/* Monotonic milliseconds, for timing a test's waits. */
+int64_t th_mono_ms(void);
+
 /* A local-backend configuration with the test clock. */
 void th_local_config(rl_config *cfg, rl_algorithm alg, int64_t *now);
 

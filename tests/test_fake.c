@@ -232,9 +232,9 @@ static redisReply *
 evalsha_two(redisContext *c, const char *sha)
 {
     const char *argv[] = {"EVALSHA", sha, "2", "a", "b", "", "0",
-                          "10", "1000", "3", "5", "60000", "5"};
+                          "10", "1000", "3", "5", "60000", "5", ""};
 
-    return argv_cmd(c, 13, argv);
+    return argv_cmd(c, 14, argv);
 }
 
 /* Asserts r is the status reply `text`, and frees it. */
