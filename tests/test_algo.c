@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "algo.h"
 
 #define FW RL_FIXED_WINDOW
@@ -1745,14 +1746,7 @@ algo_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
     if (getenv(NOMEM_CHILD_ENV))
         return nomem_child();
-    sr = srunner_create(algo_suite());
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(algo_suite(), CK_ENV);
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check_main.h"
 #include "breaker.h"
 
 /*
@@ -1309,12 +1310,5 @@ breaker_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    sr = srunner_create(breaker_suite());
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(breaker_suite(), CK_ENV);
 }

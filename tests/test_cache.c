@@ -28,6 +28,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "check_main.h"
 #include "cache.h"
 #include "rl_private.h"
 
@@ -1058,12 +1059,5 @@ cache_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    sr = srunner_create(cache_suite());
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(cache_suite(), CK_ENV);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "fixture_redis.h"
 #include "helpers.h"
 
@@ -413,14 +414,7 @@ cache_loop_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
     if (!fx_redis_available())
-        return 77;
-    sr = srunner_create(cache_loop_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return 77; /* automake: SKIP */
+    return th_run_suite(cache_loop_suite(), CK_NORMAL);
 }

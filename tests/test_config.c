@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "check_main.h"
 #include "rl_private.h"
 
 #define SECRET "Pw-Secret-123"
@@ -1016,11 +1017,5 @@ config_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(config_suite(), CK_NORMAL);
 }

@@ -15,8 +15,9 @@
  * mode (where an unchanged state is not written and an unchanged expiry is
  * kept), a sliding log of thousands of entries, and the call modes
  * (docs/algorithms.md, section 10): groups of checks all or nothing
- * against rl__algo_group, peeks against decisions on copies (and no write
- * on the server), malformed modes refused.  After every command
+ * against rl__algo_group (with the time explicit and with Redis TIME),
+ * peeks against decisions on copies (and no write on the server),
+ * malformed modes refused.  After every command
  * the PTTL of each key it wrote must be expire_at - now + the TTL buffer,
  * less the real time the command and the PTTL took; at the end of a test
  * each key holds the C twin's state, encoded as docs/redis.md says.
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check_main.h"
 #include "fixture_redis.h"
 #include "redis.h"
 
@@ -1249,6 +1251,164 @@ START_TEST(bad_mode)
 }
 END_TEST
 
+/* ---- groups with Redis TIME ---- */
+
+#define TG_CMDS 3
+#define TG_KEYS 3
+
+/*
+ * One command of a timed run: its checks on the run's keys (0..2), its
+ * groups (k = 0: each check alone, no mode sent), the server time read
+ * around it, and its reply.
+ */
+struct tg_cmd {
+    struct check cks[4];
+    int n, sizes[4], k;
+    int64_t before, after;
+    redisReply *r;
+};
+
+static void
+tg_add(struct tg_cmd *cmd, int key, int64_t max, int64_t window,
+       int64_t cost)
+{
+    struct check *ck = &cmd->cks[cmd->n++];
+
+    ck->key = key;
+    ck->max = max;
+    ck->window = window;
+    ck->cost = cost;
+}
+
+/*
+ * Replays the commands in C, command c at now[c], groups through
+ * rl__algo_group: whether every answer is Lua's and each key (rkeys[i],
+ * state i) ends holding what Lua stored (vals[i]).
+ */
+static bool
+tg_agrees(struct diff *d, const struct tg_cmd *cmds, const int64_t *now,
+          const int *rkeys, redisReply **vals)
+{
+    rl_algo_state st[TG_KEYS], *p[4];
+    int64_t max[4], win[4], cost[4];
+    rl_decision w[4];
+    const struct tg_cmd *cmd;
+    bool ok = true, admitted;
+    int c, i, g, a;
+
+    memset(st, 0, sizeof(st));
+    for (c = 0; c < TG_CMDS && ok; c++) {
+        cmd = &cmds[c];
+        for (i = 0; i < cmd->n; i++) {
+            for (g = 0; rkeys[g] != cmd->cks[i].key; g++)
+                continue;
+            p[i] = &st[g];
+            max[i] = cmd->cks[i].max;
+            win[i] = cmd->cks[i].window;
+            cost[i] = cmd->cks[i].cost;
+        }
+        for (i = 0; cmd->k == 0 && i < cmd->n; i++)
+            REQUIRE(rl__algo_decide(d->alg, p[i], now[c], max[i], win[i],
+                                    cost[i], &w[i]) == RL_OK);
+        for (g = 0, a = 0; g < cmd->k; a += cmd->sizes[g++])
+            REQUIRE(rl__algo_group(d->alg, p + a, (size_t)cmd->sizes[g],
+                                   now[c], max + a, win + a, cost + a,
+                                   w + a, &admitted) == RL_OK);
+        for (i = 0; i < cmd->n && ok; i++)
+            ok = same(&w[i], cmd->r->element + 4 * i);
+    }
+    for (i = 0; i < TG_KEYS; i++) {
+        if (ok)
+            ok = st[i].max == 0 ? vals[i]->type == REDIS_REPLY_NIL
+                                : state_matches(d, &st[i], vals[i]->str,
+                                                vals[i]->len);
+        rl__algo_state_clear(&st[i]);
+    }
+    return ok;
+}
+
+/* Sends a command with ARGV[1] empty, reading TIME before and after. */
+static void
+tg_send(struct diff *d, struct tg_cmd *cmd)
+{
+    char mode[32];
+    int used = 0, g;
+
+    for (g = 0; g < cmd->k; g++)
+        used += snprintf(mode + used, sizeof(mode) - (size_t)used, "%s%d",
+                         g ? "," : "", cmd->sizes[g]);
+    cmd->before = server_ms(d);
+    cmd->r = evalsha(d, cmd->cks, cmd->n, "", cmd->k ? mode : NULL);
+    cmd->after = server_ms(d);
+}
+
+/*
+ * Groups with Redis TIME (ARGV[1] empty), as the library sends them.  Per
+ * round, three fresh keys A, B, C and a limit of 5 per 7 ms or per
+ * minute: A takes 2 and B 4, each alone; a group of A 3, B 2, C 1 (B
+ * denies: nothing may be written); then groups A 3 + C 1 and B 1.  Some
+ * ms between the TIME reads around each command must give, in C, every
+ * answer Lua gave and the values Lua stored.
+ */
+START_TEST(groups_redis_time)
+{
+    struct diff *d = diff_new((rl_algorithm)_i, 0xd1ff0800 + _i);
+    struct tg_cmd cmds[TG_CMDS];
+    redisReply *vals[TG_KEYS];
+    int64_t now[TG_CMDS], w;
+    int rkeys[TG_KEYS], round, c, i, denied = 0;
+    long long w0;
+    bool found = false;
+
+    for (round = 0; round < 12; round++) {
+        w = round % 2 ? 60000 : 7;
+        for (i = 0; i < TG_KEYS; i++)
+            rkeys[i] = N_HOT + TG_KEYS * round + i;
+        memset(cmds, 0, sizeof(cmds));
+        tg_add(&cmds[0], rkeys[0], 5, w, 2);
+        tg_add(&cmds[0], rkeys[1], 5, w, 4);
+        tg_add(&cmds[1], rkeys[0], 5, w, 3);
+        tg_add(&cmds[1], rkeys[1], 5, w, 2);
+        tg_add(&cmds[1], rkeys[2], 5, w, 1);
+        cmds[1].sizes[cmds[1].k++] = 3;
+        tg_add(&cmds[2], rkeys[0], 5, w, 3);
+        tg_add(&cmds[2], rkeys[2], 5, w, 1);
+        tg_add(&cmds[2], rkeys[1], 5, w, 1);
+        cmds[2].sizes[cmds[2].k++] = 2;
+        cmds[2].sizes[cmds[2].k++] = 1;
+        for (c = 0; c < TG_CMDS; c++) {
+            w0 = any_writes();
+            tg_send(d, &cmds[c]);
+            if (c == 1 && cmds[1].r->element[4]->integer == 0) {
+                ck_assert_msg(any_writes() == w0, "a denied group wrote");
+                denied++;
+            }
+        }
+        for (i = 0; i < TG_KEYS; i++)
+            vals[i] = get_value(d, rkeys[i]);
+        /* An odometer over the candidate times. */
+        for (c = 0; c < TG_CMDS; c++)
+            now[c] = cmds[c].before;
+        for (found = false; !found;) {
+            found = tg_agrees(d, cmds, now, rkeys, vals);
+            for (c = TG_CMDS - 1; c >= 0 && ++now[c] > cmds[c].after; c--)
+                now[c] = cmds[c].before;
+            if (c < 0)
+                break;
+        }
+        ck_assert_msg(found, "%s, round %d: no times give Lua's answers "
+                      "and values", d->script->name, round);
+        for (c = 0; c < TG_CMDS; c++)
+            freeReplyObject(cmds[c].r);
+        for (i = 0; i < TG_KEYS; i++)
+            freeReplyObject(vals[i]);
+    }
+    /* Within a minute the group is denied every time. */
+    ck_assert_int_ge(denied, 6);
+    diff_free(d);
+}
+END_TEST
+
 static Suite *
 diff_suite(void)
 {
@@ -1267,6 +1427,8 @@ diff_suite(void)
     tcase_add_loop_test(tc, peek_writes_nothing, RL_SLIDING_WINDOW,
                         RL_GCRA + 1);
     tcase_add_loop_test(tc, bad_mode, RL_SLIDING_WINDOW, RL_GCRA + 1);
+    tcase_add_loop_test(tc, groups_redis_time, RL_SLIDING_WINDOW,
+                        RL_GCRA + 1);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -1274,14 +1436,5 @@ diff_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    if (!fx_redis_available())
-        return 77;
-    sr = srunner_create(diff_suite());
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fx_redis_available() ? th_run_suite(diff_suite(), CK_ENV) : 77;
 }

@@ -23,6 +23,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "check_main.h"
 #include "fake_redis.h"
 #include "helpers.h"
 
@@ -775,12 +776,5 @@ fake_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    sr = srunner_create(fake_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(fake_suite(), CK_NORMAL);
 }

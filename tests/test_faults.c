@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "check_main.h"
 #include "fixture_redis.h"
 #include "helpers.h"
 
@@ -518,14 +519,5 @@ faults_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    if (!fx_redis_available())
-        return 77;
-    sr = srunner_create(faults_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fx_redis_available() ? th_run_suite(faults_suite(), CK_NORMAL) : 77;
 }

@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "check_main.h"
 #include "fixture_redis.h"
 
 static long long
@@ -431,14 +432,5 @@ fixture_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    if (!fx_redis_available())
-        return 77; /* automake: SKIP */
-    sr = srunner_create(fixture_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fx_redis_available() ? th_run_suite(fixture_suite(), CK_NORMAL) : 77;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "histogram.h"
 
 static struct rl_hist h;
@@ -285,11 +286,5 @@ histogram_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(histogram_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(histogram_suite(), CK_NORMAL);
 }

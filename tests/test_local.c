@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "helpers.h"
 
 static struct event_base *base;
@@ -500,11 +501,5 @@ local_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(local_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(local_suite(), CK_NORMAL);
 }

@@ -25,6 +25,7 @@
 
 #include <event2/buffer.h>
 
+#include "check_main.h"
 #include "helpers.h"
 #include "metrics.h"
 
@@ -1160,11 +1161,5 @@ metrics_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(metrics_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(metrics_suite(), CK_NORMAL);
 }

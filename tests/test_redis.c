@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "fixture_redis.h"
 #include "helpers.h"
 
@@ -496,14 +497,5 @@ redis_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    if (!fx_redis_available())
-        return 77;
-    sr = srunner_create(redis_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fx_redis_available() ? th_run_suite(redis_suite(), CK_NORMAL) : 77;
 }

@@ -20,6 +20,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "check_main.h"
 #include "reply.h"
 
 /* Check records every passing ck_assert; the random runs check with
@@ -540,12 +541,5 @@ reply_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    sr = srunner_create(reply_suite());
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(reply_suite(), CK_ENV);
 }

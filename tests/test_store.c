@@ -33,6 +33,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "check_main.h"
 #include "rl_private.h"
 
 #define NEVER INT64_MAX
@@ -1418,11 +1419,5 @@ store_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(store_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(store_suite(), CK_NORMAL);
 }
