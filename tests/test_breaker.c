@@ -19,18 +19,6 @@
 #include "check_main.h"
 #include "breaker.h"
 
-/*
- * Check's ck_assert_* record every passing check with the runner, which
- * costs microseconds: the random runs check with these, which call into
- * Check only on failure.
- */
-#define FAST_EQ(a, b)                                                      \
-    do {                                                                   \
-        int64_t fa_ = (int64_t)(a), fb_ = (int64_t)(b);                    \
-        if (fa_ != fb_)                                                    \
-            ck_assert_int_eq(fa_, fb_);                                    \
-    } while (0)
-
 /* ---- recording the transitions ---- */
 
 #define MAX_EVENTS 64

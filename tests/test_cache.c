@@ -37,23 +37,6 @@
 #define MAX 10
 #define WIN 1000
 
-/*
- * Check's ck_assert_* record every passing check with the runner, which
- * costs microseconds: the loops that check millions of times use these,
- * which call into Check only on failure.
- */
-#define FAST_EQ(a, b)                                                      \
-    do {                                                                   \
-        int64_t fa_ = (int64_t)(a), fb_ = (int64_t)(b);                    \
-        if (fa_ != fb_)                                                    \
-            ck_assert_int_eq(fa_, fb_);                                    \
-    } while (0)
-#define FAST_TRUE(e)                                                       \
-    do {                                                                   \
-        if (!(e))                                                          \
-            ck_abort_msg("false: %s", #e);                                 \
-    } while (0)
-
 /* ---- helpers ---- */
 
 static struct rl_cache *

@@ -17,10 +17,10 @@
  * (docs/algorithms.md, section 10): groups of checks all or nothing
  * against rl__algo_group (with the time explicit and with Redis TIME),
  * peeks against decisions on copies (and no write on the server),
- * malformed modes refused.  After every command
- * the PTTL of each key it wrote must be expire_at - now + the TTL buffer,
- * less the real time the command and the PTTL took; at the end of a test
- * each key holds the C twin's state, encoded as docs/redis.md says.
+ * malformed modes refused.  After every command the PTTL of each key it
+ * wrote must be expire_at - now + the TTL buffer, less the real time the
+ * command and the PTTL took; at the end of a test each key holds the C
+ * twin's state, encoded as docs/redis.md says.
  *
  * The buffer is an hour, so no key expires in real time during a test
  * and the Redis state stays the C state, whatever the simulated clock does.

@@ -23,15 +23,6 @@
 #include "check_main.h"
 #include "reply.h"
 
-/* Check records every passing ck_assert; the random runs check with
-   this, which calls into Check only on failure. */
-#define FAST_EQ(a, b)                                                      \
-    do {                                                                   \
-        long long fa_ = (long long)(a), fb_ = (long long)(b);              \
-        if (fa_ != fb_)                                                    \
-            ck_assert_int_eq(fa_, fb_);                                    \
-    } while (0)
-
 #define MAX_REPLIES 64
 
 /* ---- readers ---- */
