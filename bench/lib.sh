@@ -164,6 +164,30 @@ bench_server_line() {
     fi
 }
 
+# ---- callgrind ----
+
+# rl-bench against the server under callgrind, collecting the measured
+# phase only: $1 the profile to write, $2 the checks, then rl-bench's
+# other options.  Prints the client's instructions per check (the
+# library, hiredis, libevent, the syscalls' user side and ~110 of the
+# bench's own), or fails with valgrind's and rl-bench's stderr in $1.err.
+bench_callgrind() {
+    cg_out=$1
+    cg_n=$2
+    shift 2
+    bench_flush
+    # Valgrind slows the client down some 50 times: a long deadline keeps
+    # every answer from Redis rather than from the fallback.
+    # shellcheck disable=SC2086 # $server is a list of options
+    REDIS_COMMAND_TIMEOUT=60000 "$build/libtool" --mode=execute \
+        valgrind --tool=callgrind --callgrind-out-file="$cg_out" \
+        --toggle-collect='measured_phase*' "$rlbench" --backend redis \
+        $server --checks "$cg_n" --quiet "$@" >"$cg_out.csv" \
+        2>"$cg_out.err" || return 1
+    sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$cg_out" | head -1 |
+        awk -v n="$cg_n" '{ printf "%.0f\n", $1 / n }'
+}
+
 # ---- helpers ----
 
 # The load average now: /proc/loadavg (1, 5, 15 min, runnable/total).

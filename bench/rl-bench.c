@@ -22,15 +22,16 @@
  * the rest as W1 (--checks, --inflight, closed or open loop).  After the
  * first 100 checks of a window every check is denied, so a cache that
  * remembers a blocked key can answer nearly all of them without Redis.
- * Why one second: a run of 1,000,000 checks lasts from about half a
- * second (at 2,000,000 checks/s) to a few, so it crosses window ends; at
+ * Why one second: a run that lasts longer crosses window ends, and at
  * each the block ends, the key goes back to Redis and the cache learns
- * it again, and the figures hold that, not one block learnt once and
- * kept for the whole run as a 60 s window would give.  It is also a limit
- * the peer can express exactly: rate-limiter-flexible counts its
- * duration in whole seconds, and bench/peers/rlf-w2.js runs the same one
- * (bench/run-w2.sh runs both on one server).  --keys must be 1 or left
- * out.
+ * it again; the figures then hold that, not one block learnt once and
+ * kept for the whole run as a 60 s window would give.  (With the cache,
+ * 1,000,000 checks may all fall in the first window: bench/run-w2.sh
+ * also runs a longer W2, and the allowed count, 100 per window, shows
+ * how many windows a run touched.)  It is also a limit the peer can
+ * express exactly: rate-limiter-flexible counts its duration in whole
+ * seconds, and bench/peers/rlf-w2.js runs the same one (bench/run-w2.sh
+ * runs both on one server).  --keys must be 1 or left out.
  *
  * --cache turns the decision cache on (cfg.cache.enabled; CACHE_ENABLED=
  * true in the environment does the same, and the other CACHE_* variables
@@ -95,7 +96,8 @@
  * The bench's own part of that (submit, on_result, clock_gettime) is
  * about 110 instructions per check.  Against Redis the same works (the
  * client's part only: libratelimit, hiredis, libevent, the syscalls'
- * user side); bench/run-w1.sh --callgrind does it.
+ * user side); bench/run-w1.sh --callgrind does it, and bench/run-w2.sh
+ * --callgrind compares W1 with and without the cache.
  */
 #include <stdbool.h>
 #include <stdint.h>

@@ -117,23 +117,12 @@ ours --algo fixed-window --open-loop "$open_rate" \
 ipc=
 if [ $callgrind = yes ]; then
     echo "rl-bench under callgrind ($cg_checks checks) ..."
-    bench_flush
     cg=$tmp/w1-callgrind.out
-    # Valgrind slows the client down some 50 times: a long deadline keeps
-    # every answer from Redis rather than from the fallback.
-    # shellcheck disable=SC2086
-    if REDIS_COMMAND_TIMEOUT=60000 "$build/libtool" --mode=execute \
-            valgrind --tool=callgrind --callgrind-out-file="$cg" \
-            --toggle-collect='measured_phase*' "$rlbench" --backend redis \
-            $server --algo fixed-window \
-            --checks "$cg_checks" --keys "$keys" --inflight "$inflight" \
-            --warmup "$keys" --quiet >"$tmp/cg.csv" 2>"$tmp/cg.err"; then
-        total=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$cg" | head -1)
-        ipc=$(awk -v t="$total" -v n="$cg_checks" \
-                  'BEGIN { printf "%.0f", t / n }')
-    else
+    if ! ipc=$(bench_callgrind "$cg" "$cg_checks" --algo fixed-window \
+                   --keys "$keys" --inflight "$inflight" --warmup "$keys")
+    then
         echo "run-w1.sh: callgrind run failed:" >&2
-        cat "$tmp/cg.err" >&2
+        cat "$cg.err" >&2
         failed=1
     fi
 fi
