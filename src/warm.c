@@ -348,6 +348,7 @@ job_setup(struct rl_scan *j, const char *const *patterns, size_t n)
         return RL_ERR_NOMEM;
     j->match_len = rl__redis_key_match(prefix, j->rl->cfg.algorithm,
                                        j->match);
+    j->match[j->match_len] = '\0';
     j->timer = evtimer_new(j->rl->base, timer_cb, j);
     return j->timer == NULL ? RL_ERR_NOMEM : RL_OK;
 }
