@@ -692,6 +692,18 @@ rl__cache_next_expiry(const struct rl_cache *c)
     return c->count > 0 ? hat(c, HEAP_ROOT)->until : INT64_MAX;
 }
 
+int64_t
+rl__cache_size(const struct rl_cache *c)
+{
+    return (int64_t)c->count;
+}
+
+void
+rl__cache_count_miss(struct rl_cache *c)
+{
+    c->misses++;
+}
+
 void
 rl__cache_stats(const struct rl_cache *c, struct rl_cache_tally *out)
 {

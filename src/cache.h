@@ -107,6 +107,10 @@ int64_t rl__cache_sweep(struct rl_cache *c, int64_t now_ms, int64_t budget);
 int64_t rl__cache_next_expiry(const struct rl_cache *c);
 
 /* The counts into *out. */
+/* Entries held now (cheap: the check path skips an empty cache). */
+int64_t rl__cache_size(const struct rl_cache *c);
+/* Counts a miss the caller decided without a lookup (empty cache). */
+void rl__cache_count_miss(struct rl_cache *c);
 void rl__cache_stats(const struct rl_cache *c, struct rl_cache_tally *out);
 
 /*

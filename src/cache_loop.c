@@ -99,6 +99,10 @@ rl__cache_answer(struct rl_limiter *rl, struct rl_req *req)
     struct rl_cache_entry_info e;
     rl_result r;
 
+    if (rl__cache_size(rl->cache) == 0) {
+        rl__cache_count_miss(rl->cache); /* no hashing when nothing is in */
+        return false;
+    }
     if (!rl__cache_lookup(rl->cache, req->key, req->keylen, req->max,
                           req->window, req->cost, submit_ms(rl, req), &e))
         return false;
@@ -117,12 +121,10 @@ rl__cache_learn(struct rl_req *req)
 {
     struct rl_limiter *rl = req->rl;
     const rl_result *r = &req->res;
-    struct rl_cache_tally t;
     int64_t base, until, cap, reset;
 
     if (r->allowed) {
-        rl__cache_stats(rl->cache, &t);
-        if (t.size > 0)
+        if (rl__cache_size(rl->cache) > 0)
             rl__cache_del(rl->cache, req->key, req->keylen);
         return;
     }

@@ -118,6 +118,8 @@ START_TEST(hot_key_costs_no_command_until_its_retry_time)
     check1(rl, "hot", 5, 1000, 1, &r);
     ck_assert_int_eq(r.source, RL_SOURCE_BACKEND);
     ck_assert_int_eq(evalshas(), before + 1);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_CACHE_MISSES), 7);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_CACHE_EXPIRED), 1);
     rl_free(rl);
 }
 END_TEST
