@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <ratelimit.h>
 
@@ -143,5 +144,28 @@ int bench_parse_options(int argc, char **argv, struct options *o);
 
 /* The environment, then the options over it: RL_OK or a code (said). */
 int bench_make_config(const struct options *o, rl_config *cfg);
+
+/*
+ * An event_base, with libevent's precise timer when asked: its default
+ * clock (CLOCK_MONOTONIC_COARSE) moves in kernel ticks, 4 ms here, and
+ * epoll rounds timeouts up to the millisecond, so an open loop's ticks
+ * need timerfd precision.  NULL when out of memory.
+ */
+static inline struct event_base *
+bench_base_new(bool precise)
+{
+    struct event_config *ec;
+    struct event_base *base;
+
+    if (!precise)
+        return event_base_new();
+    ec = event_config_new();
+    if (ec == NULL)
+        return NULL;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
+}
 
 #endif /* RL_BENCH_H */

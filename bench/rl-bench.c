@@ -515,25 +515,6 @@ make_keys(uint32_t n)
 
 /* ---- main ---- */
 
-/* The open loop's ticks need timerfd precision: epoll alone rounds every
-   timeout up to the next millisecond. */
-static struct event_base *
-make_base(bool precise)
-{
-    struct event_config *ec;
-    struct event_base *base;
-
-    if (!precise)
-        return event_base_new();
-    ec = event_config_new();
-    if (ec == NULL)
-        return NULL;
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-    base = event_base_new_with_config(ec);
-    event_config_free(ec);
-    return base;
-}
-
 static int
 bench_init(struct bench *b, const struct options *o, const rl_config *cfg)
 {
@@ -542,7 +523,7 @@ bench_init(struct bench *b, const struct options *o, const rl_config *cfg)
     b->n_keys = (uint32_t)o->keys;
     b->max = o->max;
     b->window = o->window;
-    b->base = make_base(o->rate > 0);
+    b->base = bench_base_new(o->rate > 0);
     b->keys = make_keys(b->n_keys);
     b->slots = calloc((size_t)o->inflight, sizeof(*b->slots));
     b->free_slots = calloc((size_t)o->inflight, sizeof(*b->free_slots));

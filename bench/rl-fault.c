@@ -54,6 +54,8 @@
 #include <hiredis/hiredis.h>
 #include <ratelimit.h>
 
+#include "bench.h"
+
 #define MAX_SAMPLES (1 << 22)
 #define SLOT_NS 10000000        /* timeline: 10 ms slots */
 #define MAX_SLOTS 8192
@@ -456,21 +458,6 @@ run_free(struct run *r)
     free(r->ev);
 }
 
-/* The event_base, with the precise timer (see the head of this file). */
-static struct event_base *
-base_new(void)
-{
-    struct event_config *ec = event_config_new();
-    struct event_base *base;
-
-    if (ec == NULL)
-        return NULL;
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-    base = event_base_new_with_config(ec);
-    event_config_free(ec);
-    return base;
-}
-
 /* A run: the limiter with the breaker, without it, or no limiter at all
    (the control: each check answered as it is submitted, so its latency is
    the wait alone, what the open loop and the machine add). */
@@ -502,7 +489,7 @@ run_setup(struct run *r, const struct opts *o, enum kind k)
     cfg.log_arg = r;
     cfg.circuit_breaker.enabled = k == RUN_ON;
     cfg.circuit_breaker.recovery_timeout_ms = 1000;
-    r->base = base_new();
+    r->base = bench_base_new(true);
     if (r->base == NULL ||
         (k != RUN_CONTROL && rl_new(r->base, &cfg, &r->rl) != RL_OK))
         return -1;
