@@ -64,7 +64,7 @@ static const char *const mode_names[FAKE_MODE_COUNT_] = {
     "GOOD", "WRONG_COUNT", "WRONG_TYPE", "NOT_ARRAY", "NEGATIVE", "HUGE",
     "ALLOWED_WITH_RETRY", "NIL", "ERROR", "NOSCRIPT_ALWAYS", "TRUNCATED",
     "CLOSE", "SILENT", "NESTED", "GARBAGE", "MUTE", "LATE",
-    "LOAD_ERROR"
+    "LOAD_ERROR", "SPLIT_VERDICT"
 };
 
 struct fake_shared {
@@ -324,9 +324,9 @@ sha_known(const struct server *s, const struct arg *sha)
 
 /*
  * The good decisions of EVALSHA sha n key1..keyn now ttl (max window
- * cost)*n mode, with the mode '' (independent checks): allowed,
- * remaining, reset, retry for each check.  Returns the array (malloc'd)
- * and n, or NULL when the command is not of that shape.
+ * cost)*n mode (any mode: every check admitted is a good answer to each
+ * of them): allowed, remaining, reset, retry for each check.  Returns the
+ * array (malloc'd) and n, or NULL when the command is not of that shape.
  */
 static long long *
 good_decisions(const struct server *s, int nargs, long *np)
@@ -336,7 +336,7 @@ good_decisions(const struct server *s, int nargs, long *np)
     long long *v, max, cost;
     long i, base;
 
-    if (n < 1 || 3 + n + 2 + 3 * n + 1 != nargs || a[nargs - 1].len != 0)
+    if (n < 1 || 3 + n + 2 + 3 * n + 1 != nargs)
         return NULL;
     v = malloc((size_t)n * 4 * sizeof(*v));
     if (v == NULL)
@@ -365,6 +365,9 @@ spoil_last(enum fake_mode mode, long long *last)
         last[2] = INT64_MAX;
     } else if (mode == FAKE_ALLOWED_WITH_RETRY) {
         last[0] = 1;
+        last[3] = 5;
+    } else if (mode == FAKE_SPLIT_VERDICT) {
+        last[0] = 0;
         last[3] = 5;
     }
 }

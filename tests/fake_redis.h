@@ -61,6 +61,8 @@ enum fake_mode {
                                sleeps: all its connections wait) */
     FAKE_LOAD_ERROR,        /* SCRIPT LOAD gets -ERR: the handshake is
                                refused; EVALSHA as in GOOD */
+    FAKE_SPLIT_VERDICT,     /* the last decision: denied, retry 5 (a
+                               verdict split inside a multi-limit group) */
     FAKE_MODE_COUNT_        /* not a mode */
 };
 

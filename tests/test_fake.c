@@ -416,6 +416,53 @@ START_TEST(deny_fallback_on_a_bad_reply)
 }
 END_TEST
 
+/* ---- multi-limit replies ---- */
+
+static void
+group_cb(const rl_result *res, size_t n, void *arg)
+{
+    rl_result *out = arg;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        out[i] = res[i];
+    run.calls++;
+}
+
+/*
+ * One verdict per group: a reply that admits two limits of a multi-limit
+ * check and denies the third is not one the script can give, so the
+ * group fails over as one with RL_ERR_PROTOCOL; the same numbers for
+ * single checks are good answers.
+ */
+START_TEST(split_verdict_in_a_group_is_a_protocol_error)
+{
+    rl_request lim[3] = {{"{g}a", MAX_REQ, WINDOW_MS, 1},
+                         {"{g}b", MAX_REQ, WINDOW_MS, 1},
+                         {"{g}c", MAX_REQ, WINDOW_MS, 1}};
+    rl_result out[3];
+    int i;
+
+    start(FAKE_SPLIT_VERDICT, RL_FALLBACK_ALLOW);
+    submit(N_CHECKS);   /* batches of 64 and 36: each one's last denied */
+    wait_all();
+    assert_results(0, 63, RL_OK, RL_SOURCE_BACKEND, true);
+    assert_results(63, 1, RL_OK, RL_SOURCE_BACKEND, false);
+    assert_results(64, 35, RL_OK, RL_SOURCE_BACKEND, true);
+    assert_results(99, 1, RL_OK, RL_SOURCE_BACKEND, false);
+    ck_assert_int_eq(rl_check_all_async(run.rl, lim, 3, group_cb, out),
+                     RL_OK);
+    ck_assert(th_wait_for(run.base, &run.calls, N_CHECKS + 1, 5000));
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_eq(out[i].status, RL_ERR_PROTOCOL);
+        ck_assert_int_eq(out[i].source, RL_SOURCE_FALLBACK);
+        ck_assert(out[i].allowed);
+    }
+    ck_assert_int_eq(fake_count("checks"), N_CHECKS + 3);
+    finish();
+}
+END_TEST
+
 /* ---- errors ---- */
 
 START_TEST(error_reply_is_a_redis_error)
@@ -757,6 +804,7 @@ fake_suite(void)
     tcase_add_loop_test(tc, bad_reply_is_a_protocol_error, 0,
                         N_GARBAGE_MODES);
     tcase_add_test(tc, deny_fallback_on_a_bad_reply);
+    tcase_add_test(tc, split_verdict_in_a_group_is_a_protocol_error);
     tcase_add_test(tc, error_reply_is_a_redis_error);
     tcase_add_test(tc, noscript_forever_retries_once);
     tcase_add_test(tc, noscript_forever_one_batch);
