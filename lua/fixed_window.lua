@@ -37,6 +37,15 @@ expiry (expire_at is a function of the state).
 -- limits repeat: all three go through num.
 local P0, P1, PW = {}, {}, {}
 
+-- KEYS and ARGV as locals: the loops read them about six times a check,
+-- and a global is a lookup by name (about 4% of a check under W1).
+local KEYS, ARGV = KEYS, ARGV
+
+-- The start of the window of each length w that holds now: most checks
+-- count at now (a stored start later than now is the exception), so the
+-- divmod is done once per window length, not once per check (about 3%).
+local S = {}
+
 -- Numbers to decimal strings (string.format '%d'), each converted once
 -- per run: window starts, counts, windows and expiries repeat.
 local str = setmetatable({}, {__index = function(t, x)
@@ -92,8 +101,14 @@ while from do
                 count = v1
             end
         end
-        local _, e = divmod(t, w)
-        local s = t - e
+        local s = t == now and S[w]
+        if not s then
+            local _, e = divmod(t, w)
+            s = t - e
+            if t == now then
+                S[w] = s
+            end
+        end
         local reset = s + w - t
         local allowed, retry = 0, reset
         if count + cost <= max then
