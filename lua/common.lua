@@ -7,6 +7,21 @@ algorithm's file).  Exact integer helpers of docs/algorithms.md (section
 TIME), the one MGET that reads every key of the batch, and the driver of
 the call modes (section 10): each check alone, peek, groups.
 
+Call (src/pipeline.c, format_checks):
+  EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ...
+  KEYS[i]    the Redis key of check i (src/keys.c).  A key may come more
+             than once: checks are decided in order, each one seeing the
+             state the previous ones left.
+  ARGV[1]    now in ms, or '' to use Redis TIME (read once per run)
+  ARGV[2]    ms added to every key's expiry
+  ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
+             already validated by the caller (docs/algorithms.md, 1)
+  ARGV[3n+3] the mode (modes, below; docs/algorithms.md, 10): '' or
+             none, each check alone; 'P', peek: decided alike, nothing
+             written; "g1,...,gk", groups of checks, all or nothing
+Returns 4n integers, per check in order: allowed (1/0), remaining,
+reset_ms, retry_after_ms; an error, nothing written, for a bad mode.
+
 Mode '' is the hot path, and must cost no more than it did before the
 other modes: every function is a closure each run makes anew (about as
 costly as a table, plus each local it captures), and a Lua call per

@@ -3,20 +3,7 @@ sliding_log.lua: the sliding log rate limit (exact), run in Redis.  The
 twin of src/algo_sliding_log.c: both follow docs/algorithms.md (section 8)
 to the unit, and tests/test_diff_lua_c.c holds them together.
 
-Call (src/pipeline.c, format_checks):
-  EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ...
-  KEYS[i]    the Redis key of check i (src/keys.c).  A key may come more
-             than once: checks are decided in order, each one seeing the
-             state the previous ones left.
-  ARGV[1]    now in ms, or '' to use Redis TIME (read once per run)
-  ARGV[2]    ms added to every key's expiry
-  ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
-             already validated by the caller (docs/algorithms.md, 1)
-  ARGV[3n+3] the mode (common.lua, mode; docs/algorithms.md, 10): '' or
-             none, each check alone; 'P', peek: decided alike, nothing
-             written; "g1,...,gk", groups of checks, all or nothing
-Returns 4n integers, per check in order: allowed (1/0), remaining,
-reset_ms, retry_after_ms; an error, nothing written, for a bad mode.
+Call and reply: as common.lua says, the same for every script.
 
 Storage: one string per key, fixed-width decimal (string.format '%0Nd'),
 so that any part can be read or rewritten in place:

@@ -4,20 +4,7 @@ Redis.  The twin of src/algo_sliding_window.c: both follow
 docs/algorithms.md (section 4) to the unit, and tests/test_diff_lua_c.c
 holds them together.
 
-Call (src/pipeline.c, format_checks):
-  EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ...
-  KEYS[i]    the Redis key of check i (src/keys.c).  A key may come more
-             than once: checks are decided in order, each one seeing the
-             state the previous ones left.
-  ARGV[1]    now in ms, or '' to use Redis TIME (read once per run)
-  ARGV[2]    ms added to every key's expiry
-  ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
-             already validated by the caller (docs/algorithms.md, 1)
-  ARGV[3n+3] the mode (common.lua, mode; docs/algorithms.md, 10): '' or
-             none, each check alone; 'P', peek: decided alike, nothing
-             written; "g1,...,gk", groups of checks, all or nothing
-Returns 4n integers, per check in order: allowed (1/0), remaining,
-reset_ms, retry_after_ms; an error, nothing written, for a bad mode.
+Call and reply: as common.lua says, the same for every script.
 
 Storage: one string per key, "v0:v1:v2:w" in decimal (string.format
 '%d'): the start of the current window, the units of the window before

@@ -121,7 +121,7 @@ rl__cache_learn(struct rl_req *req)
 {
     struct rl_limiter *rl = req->rl;
     const rl_result *r = &req->res;
-    int64_t base, until, cap, reset;
+    int64_t base, until, now, reset;
 
     if (r->allowed) {
         if (rl__cache_size(rl->cache) > 0)
@@ -131,14 +131,14 @@ rl__cache_learn(struct rl_req *req)
     if (r->retry_after_ms <= 0)
         return; /* a multi-limit check denied by another limit */
     base = submit_ms(rl, req);
+    now = now_ms(rl);
     until = base + r->retry_after_ms;
-    cap = now_ms(rl) + rl->cfg.cache.default_ttl_ms;
-    if (until > cap)
-        until = cap;
+    if (until > now + rl->cfg.cache.default_ttl_ms)
+        until = now + rl->cfg.cache.default_ttl_ms;
+    if (until <= now)
+        return; /* the answer came too late to be worth keeping */
     reset = base + (r->reset_ms > r->retry_after_ms ? r->reset_ms
                                                    : r->retry_after_ms);
-    if (until <= now_ms(rl))
-        return; /* the answer came too late to be worth keeping */
     if (rl__cache_put(rl->cache, req->key, req->keylen, req->max,
                       req->window, req->cost, until,
                       reset > until ? reset : until) == RL_OK)

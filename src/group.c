@@ -78,10 +78,17 @@ int
 rl__group_new(struct rl_limiter *rl, enum rl_grp_kind kind,
               const rl_request *reqs, size_t n, struct rl_group **out)
 {
+    const rl_batch_config *bc = &rl->cfg.batch;
+    size_t room = (size_t)(bc->concurrency * bc->size), i;
     struct rl_group *g;
-    size_t i;
 
     *out = NULL;
+    if (kind == RL_GRP_ALL || room > n)
+        room = n; /* at most this many of its requests pending at once */
+    if (rl->freeing)
+        return RL_ERR_SHUTDOWN;
+    if (rl->ctr.v[RL_METRIC_PENDING] + (int64_t)room > rl->cfg.max_pending)
+        return RL_ERR_OVERLOAD;
     g = group_alloc(rl, reqs, n);
     if (g == NULL)
         return RL_ERR_NOMEM;
@@ -119,17 +126,12 @@ slot_direct(struct rl_group *g, size_t i, int status)
     rl_result *r = &g->res[i];
     const struct rl_item *it = &g->items[i];
 
-    memset(r, 0, sizeof(*r));
+    if (status == RL_ERR_INVALID)
+        memset(r, 0, sizeof(*r));
+    else
+        rl__policy_result(g->rl, it->max, it->window, r);
     r->status = status;
     r->source = RL_SOURCE_FALLBACK;
-    if (status != RL_ERR_INVALID &&
-        g->rl->cfg.fallback != RL_FALLBACK_DENY) {
-        r->allowed = true;
-        r->remaining = it->max;
-    } else if (status != RL_ERR_INVALID) {
-        r->reset_ms = it->window;
-        r->retry_after_ms = it->window < 1000 ? it->window : 1000;
-    }
     slot_key(g, i);
     g->left--;
 }
@@ -295,8 +297,10 @@ start_all(struct rl_group *g)
 int
 rl__group_start(struct rl_group *g)
 {
-    if (g->kind == RL_GRP_BATCH && arm_timeout(g) != RL_OK)
+    if (g->kind == RL_GRP_BATCH && arm_timeout(g) != RL_OK) {
+        rl__group_discard(g);
         return RL_ERR_NOMEM;
+    }
     if (g->kind == RL_GRP_ALL)
         start_all(g);
     else
@@ -306,7 +310,7 @@ rl__group_start(struct rl_group *g)
     return RL_OK;
 }
 
-/* Frees a group that never started (rl_batch_async failing late). */
+/* Frees a group that never started, or left at rl_free. */
 void
 rl__group_discard(struct rl_group *g)
 {

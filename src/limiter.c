@@ -316,77 +316,55 @@ rl_reset_async(rl_limiter *rl, const char *key, rl_done_cb cb, void *arg)
 
 /* ---- many checks in one call ---- */
 
-/* Accepts a group of n requests (kind), at most `room` of them pending at
-   once, and starts it. */
+/* Accepts a group and starts it; RL_OK, or a code counted as refused. */
 static int
-accept_group(struct rl_limiter *rl, enum rl_grp_kind kind,
-             const rl_request *reqs, size_t n, size_t room,
-             struct rl_group **out)
+submit_group(struct rl_limiter *rl, enum rl_grp_kind kind,
+             const rl_request *reqs, size_t n, rl_batch_cb cb, void *arg)
 {
+    struct rl_group *g;
     int rc;
 
-    if (rl->freeing)
-        return refuse(rl, RL_ERR_SHUTDOWN);
-    if (rl->ctr.v[RL_METRIC_PENDING] + (int64_t)room > rl->cfg.max_pending)
-        return refuse(rl, RL_ERR_OVERLOAD);
-    rc = rl__group_new(rl, kind, reqs, n, out);
+    rc = rl__group_new(rl, kind, reqs, n, &g);
     if (rc != RL_OK)
         return refuse(rl, rc);
-    return RL_OK;
-}
-
-static int
-start_group(struct rl_group *g)
-{
-    if (rl__group_start(g) == RL_OK)
-        return RL_OK;
-    rl__group_discard(g);
-    return refuse(g->rl, RL_ERR_NOMEM);
+    g->cb = cb;
+    g->arg = arg;
+    rc = rl__group_start(g);
+    return rc == RL_OK ? RL_OK : refuse(rl, rc);
 }
 
 RL_EXTERN int
 rl_batch_async(rl_limiter *rl, const rl_request *reqs, size_t n,
                rl_batch_cb cb, void *arg)
 {
-    const rl_batch_config *bc;
-    struct rl_group *g;
-    size_t room;
     int rc;
 
     if (rl == NULL)
         return RL_ERR_INVALID;
     if (reqs == NULL || cb == NULL || n == 0 || n > RL_BATCH_ITEMS_MAX)
         return refuse(rl, RL_ERR_INVALID);
-    bc = &rl->cfg.batch;
-    room = (size_t)(bc->concurrency * bc->size);
-    rc = accept_group(rl, RL_GRP_BATCH, reqs, n, room < n ? room : n, &g);
-    if (rc != RL_OK)
-        return rc;
-    g->cb = cb;
-    g->arg = arg;
-    rl->ctr.v[RL_METRIC_BATCH_CALLS]++;
-    rl->ctr.v[RL_METRIC_BATCH_ITEMS] += (int64_t)n;
-    return start_group(g);
+    rc = submit_group(rl, RL_GRP_BATCH, reqs, n, cb, arg);
+    if (rc == RL_OK) {
+        rl->ctr.v[RL_METRIC_BATCH_CALLS]++;
+        rl->ctr.v[RL_METRIC_BATCH_ITEMS] += (int64_t)n;
+    }
+    return rc;
 }
 
 RL_EXTERN int
 rl_check_all_async(rl_limiter *rl, const rl_request *reqs, size_t n,
                    rl_batch_cb cb, void *arg)
 {
-    struct rl_group *g;
     int rc;
 
     if (rl == NULL)
         return RL_ERR_INVALID;
     if (reqs == NULL || cb == NULL || n == 0 || n > RL_CHECK_ALL_MAX)
         return refuse(rl, RL_ERR_INVALID);
-    rc = accept_group(rl, RL_GRP_ALL, reqs, n, n, &g);
-    if (rc != RL_OK)
-        return rc;
-    g->cb = cb;
-    g->arg = arg;
-    rl->ctr.v[RL_METRIC_MULTI_CALLS]++;
-    return start_group(g);
+    rc = submit_group(rl, RL_GRP_ALL, reqs, n, cb, arg);
+    if (rc == RL_OK)
+        rl->ctr.v[RL_METRIC_MULTI_CALLS]++;
+    return rc;
 }
 
 /* ---- metrics ---- */

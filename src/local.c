@@ -147,6 +147,8 @@ struct group_work {
     int64_t max[RL_CHECK_ALL_MAX], window[RL_CHECK_ALL_MAX];
     int64_t cost[RL_CHECK_ALL_MAX];
     rl_decision d[RL_CHECK_ALL_MAX];
+    size_t first[RL_CHECK_ALL_MAX]; /* copy c: its key's first item */
+    size_t last[RL_CHECK_ALL_MAX];  /* and last item (its expiry) */
     size_t n_copies;
 };
 
@@ -179,6 +181,7 @@ copy_states(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
         j = first_of_key(g, i);
         if (j < i) {
             w->st[i] = w->st[j];
+            w->last[w->st[j] - w->copy] = i;
             continue;
         }
         live = rl__store_get(rl->store, rl->cfg.algorithm, it->key, it->len,
@@ -186,33 +189,32 @@ copy_states(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
         if (live == NULL ||
             rl__algo_state_copy(&w->copy[w->n_copies], live) != RL_OK)
             return RL_ERR_NOMEM;
+        w->first[w->n_copies] = w->last[w->n_copies] = i;
         w->st[i] = &w->copy[w->n_copies++];
     }
     return RL_OK;
 }
 
-/* Moves the decided copies back into the store. */
+/* Moves the decided copies back into the store, each with the expiry
+   its key's last check set. */
 static void
 write_back(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
            struct group_work *w)
 {
+    const struct rl_item *it;
     rl_algo_state *live;
-    size_t i, k;
+    size_t c;
 
-    for (i = 0; i < g->n; i++) {
-        if (first_of_key(g, i) != i)
-            continue;
-        live = rl__store_get(rl->store, rl->cfg.algorithm, g->items[i].key,
-                             g->items[i].len, now);
+    for (c = 0; c < w->n_copies; c++) {
+        it = &g->items[w->first[c]];
+        live = rl__store_get(rl->store, rl->cfg.algorithm, it->key, it->len,
+                             now);
         if (live == NULL)
             continue; /* out of memory: that key's charge is lost */
         rl__algo_state_clear(live);
-        *live = *w->st[i];
-        memset(w->st[i], 0, sizeof(*w->st[i]));
-        for (k = g->n; k-- > i;)
-            if (w->st[k] == w->st[i] || k == i)
-                break;
-        rl__store_set_expiry(rl->store, live, w->d[k].expire_at_ms);
+        *live = w->copy[c];
+        memset(&w->copy[c], 0, sizeof(w->copy[c]));
+        rl__store_set_expiry(rl->store, live, w->d[w->last[c]].expire_at_ms);
     }
     arm_sweep(rl);
 }

@@ -156,10 +156,9 @@ rl__req_complete(struct rl_req *req, int status, const rl_result *r)
     return true;
 }
 
-/* The allow or deny policy's answer for a check of (max, window). */
-static void
-policy_result(const struct rl_limiter *rl, int64_t max, int64_t window,
-              rl_result *r)
+void
+rl__policy_result(const struct rl_limiter *rl, int64_t max, int64_t window,
+                  rl_result *r)
 {
     memset(r, 0, sizeof(*r));
     r->source = RL_SOURCE_FALLBACK;
@@ -193,7 +192,7 @@ rl__req_fallback(struct rl_req *req, int why)
         rl__req_complete(req, why, &r);
         return;
     }
-    policy_result(rl, req->max, req->window, &r);
+    rl__policy_result(rl, req->max, req->window, &r);
     rl__req_complete(req, why, &r);
 }
 
@@ -209,7 +208,8 @@ rl__fallback_group(struct rl_limiter *rl, struct rl_group *g, rl_result *r)
         return;
     }
     for (i = 0; i < g->n; i++)
-        policy_result(rl, g->items[i].max, g->items[i].window, &r[i]);
+        rl__policy_result(rl, g->items[i].max, g->items[i].window,
+                          &r[i]);
 }
 
 /* ---- delivery ---- */

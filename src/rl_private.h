@@ -327,6 +327,10 @@ bool rl__req_complete(struct rl_req *req, int status, const rl_result *r);
 /* Completes a check through the fallback policy with `why` (!= RL_OK);
    a request of an all-or-nothing group completes the whole group. */
 void rl__req_fallback(struct rl_req *req, int why);
+/* The allow or deny policy's answer for a check of (max, window) that
+   no one decided (source fallback; status left 0 for the caller). */
+void rl__policy_result(const struct rl_limiter *rl, int64_t max,
+                       int64_t window, rl_result *r);
 /* The fallback policy's results for every item of an all-or-nothing
    group (one verdict), into r[0..g->n). */
 void rl__fallback_group(struct rl_limiter *rl, struct rl_group *g,

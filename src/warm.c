@@ -32,23 +32,15 @@ static int
 warm_start(struct rl_limiter *rl, const rl_request *keys, size_t n,
            rl_warm_cb cb, void *arg)
 {
-    const rl_batch_config *bc = &rl->cfg.batch;
-    size_t room = (size_t)(bc->concurrency * bc->size);
     struct rl_group *g;
     int rc;
 
-    if (rl->ctr.v[RL_METRIC_PENDING] + (int64_t)(room < n ? room : n) >
-        rl->cfg.max_pending)
-        return RL_ERR_OVERLOAD;
     rc = rl__group_new(rl, RL_GRP_WARM, keys, n, &g);
     if (rc != RL_OK)
         return rc;
     g->wcb = cb;
     g->arg = arg;
-    rc = rl__group_start(g);
-    if (rc != RL_OK)
-        rl__group_discard(g);
-    return rc;
+    return rl__group_start(g);
 }
 
 RL_EXTERN int
@@ -58,8 +50,6 @@ rl_cache_warm_async(rl_limiter *rl, const rl_request *keys, size_t n,
     if (rl == NULL || rl->cache == NULL || keys == NULL || cb == NULL ||
         n == 0 || n > RL_BATCH_ITEMS_MAX)
         return RL_ERR_INVALID;
-    if (rl->freeing)
-        return RL_ERR_SHUTDOWN;
     return warm_start(rl, keys, n, cb, arg);
 }
 
