@@ -8,15 +8,19 @@ TIME), the one MGET that reads every key of the batch, and the driver of
 the call modes (section 10): each check alone, peek, groups.
 
 Call (src/pipeline.c, format_checks):
-  EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ...
+  EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ... mode
+  EVALSHA sha n key1..keyn now ttl_buffer_ms max window cost mode
   KEYS[i]    the Redis key of check i (src/keys.c).  A key may come more
              than once: checks are decided in order, each one seeing the
              state the previous ones left.
   ARGV[1]    now in ms, or '' to use Redis TIME (read once per run)
   ARGV[2]    ms added to every key's expiry
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]   max, window_ms, cost of check i,
-             already validated by the caller (docs/algorithms.md, 1)
-  ARGV[3n+3] the mode (modes, below; docs/algorithms.md, 10): '' or
+             already validated by the caller (docs/algorithms.md, 1);
+             or, in the second form (6 ARGV), ARGV[3], ARGV[4], ARGV[5]
+             for every check: the client sends one triple when all the
+             checks of the call share it (the two forms are one for n = 1)
+  last       the mode (modes, below; docs/algorithms.md, 10): '' or
              none, each check alone; 'P', peek: decided alike, nothing
              written; "g1,...,gk", groups of checks, all or nothing
 Returns 4n integers, per check in order: allowed (1/0), remaining,
@@ -107,7 +111,8 @@ end
 local out, last = {}, {}
 local reply, writes = out, true
 
--- The call's mode, ARGV[3n + 3]: nil for '' or none (every check alone).
+-- The call's mode, its last ARGV (ARGV[3n + 3], or ARGV[6] with one
+-- limit triple): nil for '' or none (every check alone).
 -- The checks a script's loop decides next: from..to, each with its own
 -- cost or, when cost_all is not nil, with cost_all; tentatively, each
 -- check's state chained to its key's through last, nothing written.
@@ -115,6 +120,12 @@ local reply, writes = out, true
 -- mode and next_checks(), nil when there are none.  The script then
 -- writes what the checks left (writes, set here).
 local mode = ARGV[3 * #KEYS + 3]
+-- Check i's limit triple starts at ARGV[lstep * i + lbase]: 3i, or 3 for
+-- every check when the call sends one triple (6 ARGV).
+local lstep, lbase = 3, 0
+if #ARGV == 6 then
+    mode, lstep, lbase = ARGV[6], 0, 3
+end
 local from, to, cost_all = 1, #KEYS, nil
 local next_checks
 if mode == '' then

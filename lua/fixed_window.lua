@@ -73,7 +73,7 @@ while from do
             exp0 = v0 + sw
         end
         last[key] = i
-        local c, o = 3 * i, 4 * i
+        local c, o = lstep * i + lbase, 4 * i
         local max, w, cost = num[ARGV[c]], num[ARGV[c + 1]],
             cost_all or num[ARGV[c + 2]]
         -- decide (section 3): a clock that steps back stands still at the

@@ -113,7 +113,7 @@ while from do
             v0, v1, smax = tonumber(s0), tonumber(s1), num[s2]
         end
         last[key] = i
-        local c, o = 3 * i, 4 * i
+        local c, o = lstep * i + lbase, 4 * i
         local max = num[ARGV[c]]
         local allowed, rem, reset, retry, expire_at, T, F =
             decide(v0, v1, smax, now, max, num[ARGV[c + 1]],

@@ -253,7 +253,7 @@ if mode then
     local XU, XW = {}, {}
     while from do
         for i = from, to do
-            local key, c, o = KEYS[i], 3 * i, 4 * i
+            local key, c, o = KEYS[i], lstep * i + lbase, 4 * i
             local j = last[key]
             local max, w = num[ARGV[c]], num[ARGV[c + 1]]
             local cost, extra, wmin = cost_all or num[ARGV[c + 2]], 0, w
@@ -278,7 +278,7 @@ end
 -- the admitted groups (their answers as peeked), none for a peek.
 for i = 1, writes and #KEYS or 0 do
     if not mode or out[4 * i - 3] == 1 then
-        local c, o = 3 * i, 4 * i
+        local c, o = lstep * i + lbase, 4 * i
         out[o - 3], out[o - 2], out[o - 1], out[o] = check(KEYS[i], now,
             timed, num[ARGV[c]], num[ARGV[c + 1]], num[ARGV[c + 2]], buffer)
     end

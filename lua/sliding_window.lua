@@ -144,7 +144,7 @@ while from do
             exp0 = v0 + (v2 > 0 and 2 * sw or sw)
         end
         last[key] = i
-        local c, o = 3 * i, 4 * i
+        local c, o = lstep * i + lbase, 4 * i
         local w = num[ARGV[c + 1]]
         local allowed, remaining, reset, retry, expire_at, s, prev, cur =
             decide(v0, v1, v2, sw, now, num[ARGV[c]], w,

@@ -120,7 +120,7 @@ while from do
                 num[s0], tonumber(s1), tonumber(s2), num[s3], num[s4]
         end
         last[key] = i
-        local c, o = 3 * i, 4 * i
+        local c, o = lstep * i + lbase, 4 * i
         local max, w = num[ARGV[c]], num[ARGV[c + 1]]
         local allowed, remaining, reset, retry, expire_at, tokens, t, acc =
             decide(v0, v1, v2, smax, sw, now, max, w,

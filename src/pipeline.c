@@ -176,10 +176,27 @@ put_key(struct rl_node *n, rl_algorithm alg, const struct rl_req *req)
     put_bulk(n, key, len);
 }
 
+/* Whether every check of b has the max, window and cost of the first. */
+static bool
+limits_shared(const struct rl_batch *b)
+{
+    const struct rl_req *first = b->reqs[0], *req;
+    int i;
+
+    for (i = 1; i < b->n; i++) {
+        req = b->reqs[i];
+        if (req->max != first->max || req->window != first->window ||
+            req->cost != first->cost)
+            return false;
+    }
+    return true;
+}
+
 /*
- * Appends max, window and cost of each check of b.  The checks of a batch
- * mostly share one limit: a check with the three numbers of the one
- * before gets a copy of their bytes rather than three conversions.
+ * Appends max, window and cost of each check of b (the scripts' first
+ * form).  Checks of a batch often share one limit: a check with the three
+ * numbers of the one before gets a copy of their bytes rather than three
+ * conversions.
  */
 static void
 put_limits(struct rl_node *n, const struct rl_batch *b)
@@ -248,20 +265,24 @@ put_mode(struct rl_node *n, const struct rl_batch *b)
 }
 
 /*
- * EVALSHA sha n key1..keyn now ttl_ms max1 window1 cost1 ... mode
- * `now` is empty when Redis TIME decides (the default).
+ * EVALSHA sha n key1..keyn now ttl_ms max1 window1 cost1 ... mode, or,
+ * when every check shares one limit, EVALSHA sha n key1..keyn now ttl_ms
+ * max window cost mode (lua/common.lua): three bulk strings fewer per
+ * check for Redis to parse and for the script to hold.  `now` is empty
+ * when Redis TIME decides (the default).
  */
 static int
 format_checks(struct rl_node *n, const struct rl_batch *b)
 {
     struct rl_limiter *rl = n->rl;
     const struct rl_script *s = rl__script_for(rl->cfg.algorithm);
+    bool shared = limits_shared(b);
     int i;
 
     n->cmd_len = 0;
     if (cmd_reserve(n, batch_room(b)) != RL_OK)
         return RL_ERR_NOMEM;
-    put_header(n, '*', 3 + (int64_t)b->n * 4 + 3);
+    put_header(n, '*', 3 + (int64_t)b->n + 2 + (shared ? 3 : 3 * b->n) + 1);
     put_bulk(n, "EVALSHA", 7);
     put_bulk(n, s->sha, 40);
     put_int(n, b->n);
@@ -272,7 +293,13 @@ format_checks(struct rl_node *n, const struct rl_batch *b)
     else
         put_bulk(n, "", 0);
     put_int(n, rl->cfg.redis.ttl_buffer_s * 1000);
-    put_limits(n, b);
+    if (shared) { /* the scripts' second form: one triple for all */
+        put_int(n, b->reqs[0]->max);
+        put_int(n, b->reqs[0]->window);
+        put_int(n, b->reqs[0]->cost);
+    } else {
+        put_limits(n, b);
+    }
     put_mode(n, b);
     return RL_OK;
 }

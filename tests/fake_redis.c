@@ -324,9 +324,11 @@ sha_known(const struct server *s, const struct arg *sha)
 
 /*
  * The good decisions of EVALSHA sha n key1..keyn now ttl (max window
- * cost)*n mode (any mode: every check admitted is a good answer to each
- * of them): allowed, remaining, reset, retry for each check.  Returns the
- * array (malloc'd) and n, or NULL when the command is not of that shape.
+ * cost)*n mode, or of its second form with one (max window cost) for all
+ * n checks (lua/common.lua), any mode (every check admitted is a good
+ * answer to each of them): allowed, remaining, reset, retry for each
+ * check.  Returns the array (malloc'd) and n, or NULL when the command is
+ * not of either shape.
  */
 static long long *
 good_decisions(const struct server *s, int nargs, long *np)
@@ -334,20 +336,22 @@ good_decisions(const struct server *s, int nargs, long *np)
     const struct arg *a = s->args;
     long n = nargs >= 3 ? (long)arg_ll(&a[2]) : -1;
     long long *v, max, cost;
-    long i, base;
+    long i, base, step = 3;
 
-    if (n < 1 || 3 + n + 2 + 3 * n + 1 != nargs)
+    if (n >= 1 && 3 + n + 2 + 3 + 1 == nargs)
+        step = 0; /* one triple for all */
+    else if (n < 1 || 3 + n + 2 + 3 * n + 1 != nargs)
         return NULL;
     v = malloc((size_t)n * 4 * sizeof(*v));
     if (v == NULL)
         _exit(3);
     base = 3 + n + 2;
     for (i = 0; i < n; i++) {
-        max = arg_ll(&a[base + 3 * i]);
-        cost = arg_ll(&a[base + 3 * i + 2]);
+        max = arg_ll(&a[base + step * i]);
+        cost = arg_ll(&a[base + step * i + 2]);
         v[4 * i] = 1;
         v[4 * i + 1] = max - cost > 0 ? max - cost : 0;
-        v[4 * i + 2] = arg_ll(&a[base + 3 * i + 1]);
+        v[4 * i + 2] = arg_ll(&a[base + step * i + 1]);
         v[4 * i + 3] = 0;
     }
     *np = n;

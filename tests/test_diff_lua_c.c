@@ -307,10 +307,25 @@ advance(struct diff *d)
 
 /* ---- one EVALSHA ---- */
 
+/* Whether the n checks share one max, window and cost. */
+static bool
+one_limit(const struct check *cks, int n)
+{
+    int i;
+
+    for (i = 1; i < n; i++)
+        if (cks[i].max != cks[0].max || cks[i].window != cks[0].window ||
+            cks[i].cost != cks[0].cost)
+            return false;
+    return true;
+}
+
 /*
  * EVALSHA sha n key1..keyn now ttl_buffer_ms max1 window1 cost1 ...
  * [mode], as src/pipeline.c sends it; now_arg NULL means d->now, mode
- * NULL sends none.  Returns the reply, whatever it is.
+ * NULL sends none.  Checks that share one limit, with a mode, go as
+ * src/pipeline.c sends them then: one triple for all (lua/common.lua).
+ * Returns the reply, whatever it is.
  */
 static redisReply *
 send_checks(struct diff *d, const struct check *cks, int n,
@@ -335,7 +350,7 @@ send_checks(struct diff *d, const struct check *cks, int n,
     else
         NUM(d->now);
     NUM(BUFFER_MS);
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < (mode != NULL && one_limit(cks, n) ? 1 : n); i++) {
         NUM(cks[i].max);
         NUM(cks[i].window);
         NUM(cks[i].cost);
@@ -602,23 +617,33 @@ START_TEST(single_checks)
 }
 END_TEST
 
-/* Batches of 1 to 64 checks at one time, keys often repeated. */
+/*
+ * Batches of 1 to 64 checks at one time, keys often repeated; every third
+ * batch gives all its checks one limit and goes with one triple for all.
+ */
 START_TEST(batches)
 {
     struct diff *d = diff_new((rl_algorithm)_i, 0xd1ff0100 + _i);
     struct check cks[BATCH_MAX];
-    int b, i, n, key;
+    int b, i, n, key, shared = 0;
 
-    for (b = 0; b < 160; b++) {
+    for (b = 0; b < 240; b++) {
         advance(d);
         n = (int)uniform(1, BATCH_MAX);
         for (i = 0; i < n; i++) {
             key = i > 0 && chance(35) ? cks[uniform(0, i - 1)].key
                                       : draw_key();
             draw_check(d, key, &cks[i]);
+            if (b % 3 == 0 && i > 0) {
+                cks[i].max = cks[0].max;
+                cks[i].window = cks[0].window;
+                cks[i].cost = cks[0].cost;
+            }
         }
-        run_batch(d, cks, n, NULL);
+        shared += b % 3 == 0 && n > 1;
+        run_batch(d, cks, n, b % 3 == 0 ? "" : NULL);
     }
+    ck_assert_int_ge(shared, 60);
     require_mixed(d);
     require_states(d);
     diff_free(d);
