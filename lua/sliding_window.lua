@@ -15,9 +15,10 @@ stored).  No key is the fresh state.
 Cost per check, about one redis.call: the keys are read with one MGET; a
 key that comes again is decided on the state kept in Lua, and written
 once, after its last check, by SET ... PX (expire_at - now +
-ttl_buffer_ms).  With Redis TIME, a key whose checks all left its state
-as it was is not written at all: its value is the same, and so is its
-expiry (expire_at is a function of the state).
+ttl_buffer_ms), or by SETRANGE when it still counts in the window stored
+(the loop below says why).  With Redis TIME, a key whose checks all left
+its state as it was is not written at all: its value is the same, and so
+is its expiry (expire_at is a function of the state).
 ]]
 
 -- The stored values "v0:v1:v2:w" as numbers (the loop below parses
@@ -114,12 +115,36 @@ local vals = read_all()
 -- After check i, ST[7i - 6 .. 7i]: its key's state (v0, v1, v2, w) and
 -- expire_at, whether every check of the key so far left the stored state
 -- as it was, and the expire_at of the stored state (false: none).  One
--- table, not seven: fewer to make, grow and collect per run.
+-- table, not seven: fewer to make, grow and collect per run.  Kept only
+-- for a check whose state a later one needs: all of them with a mode, a
+-- key's checks but its last in mode ''.
 local ST = {}
+
+-- Mode '' writes each key at its last check, in the loop (final[key]: the
+-- index of that check); a mode writes after the loop, once the groups
+-- have their verdicts.  Either way a key is written once per run.
+local final = false
+if not mode then
+    final = {}
+    for i = 1, #KEYS do
+        final[KEYS[i]] = i
+    end
+end
+
+-- One limit for every check (the one-triple call): read once.
+local max, w, cost
+if lstep == 0 then
+    max, w, cost = num[ARGV[3]], num[ARGV[4]], num[ARGV[5]]
+end
 
 -- Decides the checks (all, or the ranges a mode asks for: common.lua)
 -- in order, each on the counts its key's last check left, or on the
--- stored ones, parsed here; each check becomes its key's last.
+-- stored ones, parsed here; each check becomes its key's last.  In mode
+-- '' a key's last check writes its state, with Redis TIME only when it
+-- changed: SETRANGE key 0 value when it still counts in the window stored
+-- (start, window and prev the same, so cur only grew and the value is no
+-- shorter: its expiry stays, and SETRANGE's integer reply costs Lua less
+-- than SET's status), SET ... PX otherwise.
 while from do
     for i = from, to do
         local key = KEYS[i]
@@ -143,26 +168,42 @@ while from do
             -- that holds cur, or of the one after prev's.
             exp0 = v0 + (v2 > 0 and 2 * sw or sw)
         end
-        last[key] = i
-        local c, o = lstep * i + lbase, 4 * i
-        local w = num[ARGV[c + 1]]
+        if lstep ~= 0 then
+            local c = lstep * i + lbase
+            max, w, cost = num[ARGV[c]], num[ARGV[c + 1]], num[ARGV[c + 2]]
+        end
         local allowed, remaining, reset, retry, expire_at, s, prev, cur =
-            decide(v0, v1, v2, sw, now, num[ARGV[c]], w,
-                cost_all or num[ARGV[c + 2]])
-        c = 7 * i
-        ST[c - 6], ST[c - 5], ST[c - 4], ST[c - 3], ST[c - 2], ST[c - 1],
-            ST[c] = s, prev, cur, w, expire_at,
-            same and s == v0 and prev == v1 and cur == v2 and w == sw, exp0
+            decide(v0, v1, v2, sw, now, max, w, cost_all or cost)
+        local o = 4 * i
         out[o - 3], out[o - 2], out[o - 1], out[o] =
             allowed, remaining, reset, retry
+        local win = s == v0 and w == sw and prev == v1
+        same = same and win and cur == v2
+        if final and final[key] == i then
+            if timed and same then
+                -- nothing to write
+            elseif timed and win and expire_at == exp0 then
+                call('SETRANGE', key, '0', str[s] .. ':' .. str[prev] .. ':'
+                    .. str[cur] .. ':' .. str[w])
+            else
+                call('SET', key, str[s] .. ':' .. str[prev] .. ':'
+                    .. str[cur] .. ':' .. str[w], 'PX',
+                    str[expire_at - now + buffer])
+            end
+        else
+            last[key] = i
+            local c = 7 * i
+            ST[c - 6], ST[c - 5], ST[c - 4], ST[c - 3], ST[c - 2], ST[c - 1],
+                ST[c] = s, prev, cur, w, expire_at, same, exp0
+        end
     end
     from = mode and next_checks()
 end
 
-
--- Write each key after its last check.  With Redis TIME, an unchanged
--- state is not written, and an unchanged expire_at keeps its expiry.
-for i = 1, writes and #KEYS or 0 do
+-- With a mode: write each key after its last check, as the loop does in
+-- mode '' (SET ... KEEPTTL where it would use SETRANGE: ST does not keep
+-- whether the window is the stored one, and these calls are rare).
+for i = 1, mode and writes and #KEYS or 0 do
     local c = 7 * i
     if last[KEYS[i]] ~= i or (timed and ST[c - 1]) then
         -- nothing to write
