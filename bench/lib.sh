@@ -109,15 +109,23 @@ server_is_ours() {
         grep -qx "process_id:$pid"
 }
 
-# Starts redis-server on a random free port; tries a few ports.
+# Starts redis-server on a random free port; tries a few ports.  With
+# $server_wrap set (a command and its options, such as valgrind's), the
+# server runs under it, and is given 30 s rather than 5 to answer.
 start_own_server() {
     for _ in 1 2 3 4 5 6 7 8 9 10; do
         port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000))
-        redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp" \
-            --save "" --appendonly no --logfile "$tmp/redis.log" &
+        # shellcheck disable=SC2086 # $server_wrap is a list of words
+        ${server_wrap:-} redis-server --port "$port" --bind 127.0.0.1 \
+            --dir "$tmp" --save "" --appendonly no \
+            --logfile "$tmp/redis.log" &
         pid=$!
         i=0
-        while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do
+        tries=50
+        if [ -n "${server_wrap:-}" ]; then
+            tries=300
+        fi
+        while [ $i -lt $tries ] && kill -0 "$pid" 2>/dev/null; do
             if server_is_ours; then
                 return 0
             fi

@@ -1,0 +1,81 @@
+#!/bin/sh
+# redis-cpu.sh: Redis's instructions per check, the whole server counted
+# (network, parsing, the script, its calls), for each algorithm.
+#
+# Usage:
+#   bench/redis-cpu.sh [build-dir]
+#
+# build-dir holds bench/rl-bench, as for run-w1.sh.  For each algorithm,
+# on a fresh redis-server of its own run under valgrind's callgrind (a
+# free 127.0.0.1 port, a temporary directory, stopped and removed on
+# exit): a warm-up run, then the counters are zeroed and rl-bench runs a
+# W1-like stream (every key touched once, then RCPU_CHECKS checks over
+# RCPU_KEYS keys, max 100 per 60 s, Redis TIME); the server's
+# instructions over that run, divided by the checks it carried (warm-up
+# touch included), are printed.  Instruction counts do not move with the
+# machine's load, so this is the figure to compare two versions of the
+# scripts or of the call by (docs/redis.md, section 6).
+#
+# Knobs (environment): RCPU_CHECKS (100000), RCPU_KEYS (20000),
+# RCPU_ALGOS (all five).  Needs valgrind (callgrind_control and
+# callgrind_annotate), redis-server and redis-cli.  Takes about a minute
+# per algorithm.
+set -eu
+prog=redis-cpu.sh
+bench_dir=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$bench_dir/lib.sh"
+
+bench_flag=
+bench_args "$@"
+checks=${RCPU_CHECKS:-100000}
+keys=${RCPU_KEYS:-20000}
+algos=${RCPU_ALGOS:-fixed-window sliding-window token-bucket sliding-log gcra}
+for tool in valgrind callgrind_control callgrind_annotate; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "$prog: $tool is needed (apt-get install valgrind)" >&2
+        exit 2
+    fi
+done
+if [ -n "${REDIS_URL:-}" ]; then
+    echo "$prog: runs its own server under valgrind; unset REDIS_URL" >&2
+    exit 2
+fi
+
+# Valgrind slows Redis down some 50 times: a long deadline and no breaker
+# keep every answer Redis's, and fewer checks in flight keep each wait
+# short.
+run() {
+    # shellcheck disable=SC2086 # $server is a list of options
+    REDIS_COMMAND_TIMEOUT=600000 CIRCUIT_BREAKER_ENABLED=false \
+        "$rlbench" --backend redis $server --algo "$1" --checks "$2" \
+        --keys "$keys" --warmup "$keys" --inflight 256 --quiet
+}
+
+echo "redis-server under callgrind; rl-bench from $build;" \
+     "$checks checks over $keys keys (+ $keys warm-up) per algorithm"
+printf '%-16s %14s %12s %10s\n' algorithm instructions "per check" fallback
+for algo in $algos; do
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/rl-rcpu.XXXXXX")
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM HUP PIPE
+    server_wrap="valgrind --tool=callgrind --log-file=$tmp/vg.log"
+    server_wrap="$server_wrap --callgrind-out-file=$tmp/cg.out"
+    start_own_server
+    server="--host 127.0.0.1 --port $port"
+    run "$algo" "$keys" >/dev/null
+    bench_flush
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    run "$algo" "$checks" >"$tmp/run.csv"
+    rcli shutdown nosave >/dev/null 2>&1 || true
+    wait "$pid" 2>/dev/null || true
+    pid=
+    ir=$(callgrind_annotate "$tmp/cg.out" 2>/dev/null |
+         sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+    # rl-bench's CSV line: column 15 counts the answers not Redis's.
+    fb=$(cut -d, -f15 "$tmp/run.csv")
+    printf '%-16s %14s %12s %10s\n' "$algo" "$ir" \
+        "$(echo "$ir / ($checks + $keys)" | bc)" "${fb:-?}"
+    bench_cleanup
+    tmp=
+done
