@@ -216,3 +216,28 @@ if mode then
     end)
     from = next_checks()
 end
+
+-- ---- for the scripts that write in their decide loop ----
+
+-- In mode '', final[key] is the index of key's last check: the fixed and
+-- sliding windows write each key there, in their loop.  False with a
+-- mode, whose writes wait for the groups' verdicts, after the loop.
+-- Either way a key is written once per run.
+local function last_checks()
+    if mode then
+        return false
+    end
+    local final = {}
+    for i = 1, #KEYS do
+        final[KEYS[i]] = i
+    end
+    return final
+end
+
+-- The max, window and cost of every check when the call sends one triple
+-- (lstep 0), read once; nothing otherwise (each check reads its own).
+local function shared_limit()
+    if lstep == 0 then
+        return num[ARGV[3]], num[ARGV[4]], num[ARGV[5]]
+    end
+end

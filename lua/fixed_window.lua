@@ -55,30 +55,10 @@ local vals = read_all()
 -- checks but its last in mode ''.
 local ST = {}
 
--- Mode '' writes each key at its last check, in the loop (final[key]: the
--- index of that check); a mode writes after the loop, once the groups
--- have their verdicts.  Either way a key is written once per run.
-local final = false
-if not mode then
-    final = {}
-    for i = 1, #KEYS do
-        final[KEYS[i]] = i
-    end
-end
-
--- Writes key's state after its last check: with Redis TIME, an unchanged
--- state is not written, and an unchanged expire_at keeps its expiry.
--- Inlined in the loop below, where it runs once per check (a Lua call
--- per check costs about as much as five table accesses).
---   if not (timed and same) then
---       SET key "v0:v1:w" KEEPTTL  (timed and expire_at unchanged)
---       SET key "v0:v1:w" PX expire_at - now + buffer  (otherwise)
-
--- One limit for every check (the one-triple call): read once.
-local max, w, cost
-if lstep == 0 then
-    max, w, cost = num[ARGV[3]], num[ARGV[4]], num[ARGV[5]]
-end
+-- Each key's last check in mode '', and the limit the call shares, if
+-- any (common.lua).
+local final = last_checks()
+local max, w, cost = shared_limit()
 
 -- Decides the checks (all, or the ranges a mode asks for: common.lua)
 -- in order: each counts in the window its key's last check left, or the

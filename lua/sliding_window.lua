@@ -120,22 +120,10 @@ local vals = read_all()
 -- key's checks but its last in mode ''.
 local ST = {}
 
--- Mode '' writes each key at its last check, in the loop (final[key]: the
--- index of that check); a mode writes after the loop, once the groups
--- have their verdicts.  Either way a key is written once per run.
-local final = false
-if not mode then
-    final = {}
-    for i = 1, #KEYS do
-        final[KEYS[i]] = i
-    end
-end
-
--- One limit for every check (the one-triple call): read once.
-local max, w, cost
-if lstep == 0 then
-    max, w, cost = num[ARGV[3]], num[ARGV[4]], num[ARGV[5]]
-end
+-- Each key's last check in mode '', and the limit the call shares, if
+-- any (common.lua).
+local final = last_checks()
+local max, w, cost = shared_limit()
 
 -- Decides the checks (all, or the ranges a mode asks for: common.lua)
 -- in order, each on the counts its key's last check left, or on the
