@@ -255,7 +255,7 @@ typedef struct rl_local_config {
     int64_t sweep_interval_ms;    /* RATE_LIMIT_LOCAL_SWEEP_INTERVAL, 1000 */
 } rl_local_config;
 
-#define RL_CONFIG_RESERVED 32
+#define RL_CONFIG_RESERVED 31
 
 typedef struct rl_config {
     rl_backend backend;           /* RATE_LIMIT_BACKEND, redis */
@@ -276,6 +276,13 @@ typedef struct rl_config {
                                      local or in Redis, is taken at the
                                      time it returns */
     void *clock_arg;
+    int64_t pipeline_depth;       /* REDIS_PIPELINE_DEPTH, 0: with this
+                                     many commands in flight to a Redis
+                                     node, checks that do not fill a
+                                     batch (batch.max) wait for a reply
+                                     and leave together; full batches
+                                     never wait.  0: nothing waits, each
+                                     tick sends what it has */
     /* Fields added later come out of this space, one 8-byte slot each, so
        that binaries built against an older header keep working. */
     int64_t reserved_[RL_CONFIG_RESERVED];

@@ -82,6 +82,7 @@ rl_config_init(rl_config *cfg)
     cfg->batch.size = 50;
     cfg->batch.timeout_ms = 10000;
     cfg->batch.max = 64;
+    cfg->pipeline_depth = 0;
     cfg->local.max_keys = 1000000;
     cfg->local.sweep_interval_ms = 1000;
     cfg->log_level = RL_LOG_WARN;
@@ -193,6 +194,7 @@ static const struct range ranges[] = {
     R(batch.size, "BATCH_SIZE", T_I64, 1, COUNT_MAX),
     R(batch.timeout_ms, "BATCH_TIMEOUT", T_I64, 1, DURATION_MAX),
     R(batch.max, "BATCH_MAX", T_I64, 1, BATCH_MAX_MAX),
+    R(pipeline_depth, "REDIS_PIPELINE_DEPTH", T_I64, 0, COUNT_MAX),
     R(local.max_keys, "RATE_LIMIT_LOCAL_MAX_KEYS", T_I64, 1, COUNT_MAX),
     R(local.sweep_interval_ms, "RATE_LIMIT_LOCAL_SWEEP_INTERVAL", T_I64, 1,
       DURATION_MAX),

@@ -110,6 +110,7 @@ static const struct var vars[] = {
     V("BATCH_SIZE", K_I64, batch.size),
     V("BATCH_TIMEOUT", K_I64, batch.timeout_ms),
     V("BATCH_MAX", K_I64, batch.max),
+    V("REDIS_PIPELINE_DEPTH", K_I64, pipeline_depth),
     V("RATE_LIMIT_LOCAL_MAX_KEYS", K_I64, local.max_keys),
     V("RATE_LIMIT_LOCAL_SWEEP_INTERVAL", K_I64, local.sweep_interval_ms),
 };

@@ -558,6 +558,8 @@ batch_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     n->inflight--;
     rl->ctr.v[RL_METRIC_INFLIGHT]--;
+    if (!TAILQ_EMPTY(&n->queue))
+        rl__tick_arm(rl); /* what waited for a reply (queue_waits) */
     if (r != NULL)
         n->stalled_since_ms = 0; /* the connection answers */
     if (r == NULL) {
@@ -595,6 +597,7 @@ rl__node_queue(struct rl_node *n, struct rl_req *req)
         return;
     }
     TAILQ_INSERT_TAIL(&n->queue, req, q);
+    n->queued += req->unit > 1 ? req->unit : 1;
     req->linked = 1;
     rl__tick_arm(n->rl);
 }
@@ -603,6 +606,7 @@ void
 rl__node_unqueue(struct rl_node *n, struct rl_req *req)
 {
     TAILQ_REMOVE(&n->queue, req, q);
+    n->queued -= req->unit > 1 ? req->unit : 1;
     req->linked = 0;
 }
 
@@ -649,6 +653,23 @@ batch_take(struct rl_node *n)
     return b;
 }
 
+/*
+ * Whether what is queued waits for a reply rather than leaving now: with
+ * pipeline_depth commands in flight, checks that do not fill a batch wait
+ * (and leave as one when a reply comes back, batch_reply_cb); a full
+ * batch never does.  Under load this grows the batches that small ticks
+ * make, and with them the checks one EVALSHA serves; with nothing in
+ * flight nothing waits.
+ */
+static bool
+queue_waits(const struct rl_node *n)
+{
+    const rl_config *cfg = &n->rl->cfg;
+
+    return cfg->pipeline_depth > 0 && n->inflight >= cfg->pipeline_depth &&
+           n->queued < cfg->batch.max;
+}
+
 void
 rl__node_flush(struct rl_node *n)
 {
@@ -657,7 +678,7 @@ rl__node_flush(struct rl_node *n)
 
     if (n->conn.state != RL_CONN_READY)
         return; /* they wait for the connection, within their deadline */
-    while (!TAILQ_EMPTY(&n->queue)) {
+    while (!TAILQ_EMPTY(&n->queue) && !queue_waits(n)) {
         b = batch_take(n);
         if (b == NULL) {
             req = TAILQ_FIRST(&n->queue);

@@ -113,6 +113,8 @@ struct rl_node {
     char *unix_path;
     struct rl_conn conn;
     struct rl_req_q queue;     /* checks and resets not yet sent */
+    int64_t queued;            /* checks in it (a group counts its
+                                  members) */
     int64_t inflight;          /* commands awaiting a reply */
     bool reloading;            /* a SCRIPT LOAD after NOSCRIPT is out */
     int64_t stalled_since_ms;  /* monotonic: a command went unanswered

@@ -35,6 +35,7 @@ static const char *const all_vars[] = {
     "CIRCUIT_BREAKER_FAILURE_RATE", "CIRCUIT_BREAKER_SLOW_CALL_RATE",
     "CIRCUIT_BREAKER_SLOW_CALL_MS", "DISTRIBUTED_ENABLED", "INSTANCE_ID", "SYNC_INTERVAL", "MAX_DRIFT",
     "BATCH_CONCURRENCY", "BATCH_SIZE", "BATCH_TIMEOUT", "BATCH_MAX",
+    "REDIS_PIPELINE_DEPTH",
     "RATE_LIMIT_LOCAL_MAX_KEYS", "RATE_LIMIT_LOCAL_SWEEP_INTERVAL",
     "RATE_LIMIT_LOG_LEVEL",
 };
@@ -159,6 +160,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.batch.size, 50);
     ck_assert_int_eq(c.batch.timeout_ms, 10000);
     ck_assert_int_eq(c.batch.max, 64);
+    ck_assert_int_eq(c.pipeline_depth, 0);
     ck_assert_int_eq(c.local.max_keys, 1000000);
     ck_assert_int_eq(c.local.sweep_interval_ms, 1000);
     ck_assert(c.log_cb == NULL);
@@ -292,6 +294,7 @@ static const struct env_good goods[] = {
     {"BATCH_SIZE", "100", F_I64, OFF(batch.size), 100},
     {"BATCH_TIMEOUT", "500", F_I64, OFF(batch.timeout_ms), 500},
     {"BATCH_MAX", "1000", F_I64, OFF(batch.max), 1000},
+    {"REDIS_PIPELINE_DEPTH", "2", F_I64, OFF(pipeline_depth), 2},
     {"RATE_LIMIT_LOCAL_MAX_KEYS", "10", F_I64, OFF(local.max_keys), 10},
     {"RATE_LIMIT_LOCAL_SWEEP_INTERVAL", "250", F_I64,
      OFF(local.sweep_interval_ms), 250},
@@ -437,6 +440,8 @@ static const struct env_bad bads[] = {
     {"BATCH_TIMEOUT", "0"},
     {"BATCH_MAX", "0"},
     {"BATCH_MAX", "1001"},
+    {"REDIS_PIPELINE_DEPTH", "-1"},
+    {"REDIS_PIPELINE_DEPTH", "1000000001"},
     {"RATE_LIMIT_LOCAL_MAX_KEYS", "0"},
     {"RATE_LIMIT_LOCAL_SWEEP_INTERVAL", "0"},
     {"RATE_LIMIT_LOG_LEVEL", "warning"},
@@ -476,6 +481,7 @@ static const char *const int_vars[] = {
     "CACHE_CLEANUP_INTERVAL", "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
     "CIRCUIT_BREAKER_RECOVERY_TIMEOUT", "SYNC_INTERVAL", "MAX_DRIFT",
     "BATCH_CONCURRENCY", "BATCH_SIZE", "BATCH_TIMEOUT", "BATCH_MAX",
+    "REDIS_PIPELINE_DEPTH",
     "RATE_LIMIT_LOCAL_MAX_KEYS", "RATE_LIMIT_LOCAL_SWEEP_INTERVAL",
 };
 
@@ -788,6 +794,8 @@ static const struct range_case ranges[] = {
     {"batch.timeout_ms (BATCH_TIMEOUT)", OFF(batch.timeout_ms), I64, 0,
      RL_WINDOW_MS_MAX + 1, 1, RL_WINDOW_MS_MAX},
     {"batch.max (BATCH_MAX)", OFF(batch.max), I64, 0, 1001, 1, 1000},
+    {"pipeline_depth (REDIS_PIPELINE_DEPTH)", OFF(pipeline_depth), I64, -1,
+     1000000001, 0, 1000000000},
     {"local.max_keys (RATE_LIMIT_LOCAL_MAX_KEYS)", OFF(local.max_keys), I64,
      0, 1000000001, 1, 1000000000},
     {"local.sweep_interval_ms (RATE_LIMIT_LOCAL_SWEEP_INTERVAL)",

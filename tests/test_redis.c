@@ -195,6 +195,66 @@ START_TEST(a_burst_costs_at_most_n_over_8_commands)
 }
 END_TEST
 
+/*
+ * Submits n checks on distinct keys in one tick and runs that tick (the
+ * flush), leaving their callbacks for later.
+ */
+static void
+submit_tick(rl_limiter *rl, const char *tag, int n, struct tally *t)
+{
+    char key[32];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "%s%d", tag, i);
+        ck_assert_int_eq(rl_check_async(rl, key, 5, 60000, tally_cb, t),
+                         RL_OK);
+    }
+    th_run_for(base, 20);
+}
+
+/*
+ * pipeline_depth 1, with Redis frozen (SIGSTOP) so that replies wait: a
+ * check goes at once when nothing is in flight; the next tick's 10 checks
+ * wait for its reply; a tick of 64 fills a batch, which leaves at once,
+ * taking the 10 waiting along with 54 of its own; the 10 left over leave
+ * when a reply comes back.  With 0 (the loop's second run) every tick
+ * sends what it has.  Every check is answered by Redis.
+ */
+START_TEST(pipeline_depth_holds_a_partial_batch)
+{
+    int depth = _i, want_batches[3];
+    struct tally t = {0};
+    rl_limiter *rl;
+    rl_config cfg;
+    int64_t b0;
+
+    redis_config(&cfg, RL_FIXED_WINDOW, true);
+    cfg.pipeline_depth = depth;
+    ck_assert_int_eq(rl_new(base, &cfg, &rl), RL_OK);
+    burst(rl, "warm", 1, 10, 1000, &t); /* connected, script loaded */
+    b0 = rl_metric(rl, RL_METRIC_BATCHES);
+    ck_assert_int_eq(fx_redis_pause(srv), 0);
+    want_batches[0] = 1;
+    want_batches[1] = depth == 1 ? 1 : 2;
+    want_batches[2] = depth == 1 ? 2 : 3;
+    submit_tick(rl, "a", 1, &t);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_BATCHES) - b0, want_batches[0]);
+    submit_tick(rl, "b", 10, &t);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_BATCHES) - b0, want_batches[1]);
+    submit_tick(rl, "c", 64, &t);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_BATCHES) - b0, want_batches[2]);
+    ck_assert_int_eq(t.calls, 1);
+    ck_assert_int_eq(fx_redis_resume(srv), 0);
+    ck_assert(th_wait_for(base, &t.calls, 1 + 75, 5000));
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_BATCHES) - b0, 3);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_BATCHED_CHECKS), 1 + 75);
+    ck_assert_int_eq(t.by_source[RL_SOURCE_BACKEND], 1 + 75);
+    ck_assert_int_eq(t.allowed, 1 + 75);
+    rl_free(rl);
+}
+END_TEST
+
 /* ---- scripts ---- */
 
 START_TEST(script_flush_in_the_middle_of_traffic)
@@ -479,6 +539,7 @@ redis_suite(void)
     tcase_add_test(tc, redis_time_decides);
     tcase_add_test(tc, fields_of_a_denial);
     tcase_add_test(tc, a_burst_costs_at_most_n_over_8_commands);
+    tcase_add_loop_test(tc, pipeline_depth_holds_a_partial_batch, 0, 2);
     tcase_add_test(tc, script_flush_in_the_middle_of_traffic);
     tcase_add_loop_test(tc, every_key_has_the_prefix_and_an_expiry,
                         RL_SLIDING_WINDOW, RL_GCRA + 1);
