@@ -19,7 +19,9 @@
 #      RateLimiterRedis on ioredis), the same W1 on the same server, when
 #      node and bench/peers/node_modules are there (else it says how to
 #      install them: npm install --prefix bench/peers);
-#   3. rl-bench fixed-window in open loop at W1_OPEN_RATE checks/s;
+#   3. rl-bench fixed-window in open loop at W1_OPEN_RATE checks/s, in
+#      rl-bench's 1 ms ticks, then in 100 us ticks with
+#      REDIS_PIPELINE_DEPTH=1 (labelled "tick 100 us depth 1");
 #   4. with --callgrind: rl-bench fixed-window under callgrind, collecting
 #      the measured phase only, and the client's instructions per check;
 #   5. a summary table, the ratio ours (fixed-window) / peer, and the load
@@ -111,6 +113,17 @@ echo "rl-bench --open-loop $open_rate ..."
 ours --algo fixed-window --open-loop "$open_rate" \
      --duration "$open_duration" --keys "$keys" --warmup "$warmup" \
      --inflight "$inflight"
+# The same offered rate in ticks of 100 us (as a server submits a few
+# checks per loop iteration), with REDIS_PIPELINE_DEPTH=1: partial batches
+# wait for the reply in flight.  Its CSV line gets a label, field 31.
+echo "rl-bench --open-loop $open_rate --tick-us 100," \
+     "REDIS_PIPELINE_DEPTH=1 ..."
+export REDIS_PIPELINE_DEPTH=1
+ours --algo fixed-window --open-loop "$open_rate" --tick-us 100 \
+     --duration "$open_duration" --keys "$keys" --warmup "$warmup" \
+     --inflight "$inflight"
+unset REDIS_PIPELINE_DEPTH
+sed -i '$ s/$/,tick 100 us depth 1/' "$results"
 
 # ---- 4. callgrind ----
 
@@ -149,15 +162,15 @@ echo
 # 23 redis cpu us/check 24 checks/batch.
 awk -F, '
 BEGIN {
-    printf "%-32s %9s %8s %8s %8s %6s %8s %8s %7s %8s %7s\n", "run",
+    printf "%-52s %9s %8s %8s %8s %6s %8s %8s %7s %8s %7s\n", "run",
         "checks/s", "p50 ms", "p99 ms", "p999 ms", "fallbk", "cli us/c",
         "EVALSHA/c", "cmds/c", "in-Redis", "srv us/c"
 }
 {
     name = ($1 == "rlf" ? "peer rlf " : "ours ") $2
     if ($17 == "open")
-        name = name " open " $18 "/s"
-    printf "%-32s %9.0f %8.3f %8.3f %8.3f %6d %8.3f %8.4f %7.4f %8.3f " \
+        name = name " open " $18 "/s" ($31 != "" ? ", " $31 : "")
+    printf "%-52s %9.0f %8.3f %8.3f %8.3f %6d %8.3f %8.4f %7.4f %8.3f " \
         "%7.3f\n", name, $9, $10 / 1000, $11 / 1000, $12 / 1000, $15,
         $16, $20, $21, $22, $23
 }' "$results"
@@ -177,9 +190,10 @@ if [ $peer = yes ] && [ -n "$ours_fw" ]; then
     }'
 fi
 awk -F, '$17 == "open" {
-    printf "open loop fixed-window at %d/s offered: %.0f/s achieved, " \
+    printf "open loop fixed-window at %d/s offered%s: %.0f/s achieved, " \
         "p99 %.3f ms, p999 %.3f ms, max %.3f ms, %d by the fallback\n",
-        $18, $9, $11 / 1000, $12 / 1000, $19 / 1000, $15
+        $18, ($31 != "" ? " (" $31 ")" : ""), $9, $11 / 1000, $12 / 1000,
+        $19 / 1000, $15
 }' "$results"
 if [ -n "$ipc" ]; then
     echo "callgrind: $ipc instructions per check in the client" \
