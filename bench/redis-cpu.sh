@@ -1,6 +1,7 @@
 #!/bin/sh
-# redis-cpu.sh: Redis's instructions per check, the whole server counted
-# (network, parsing, the script, its calls), for each algorithm.
+# redis-cpu.sh: Redis's instructions per check, every command's work
+# counted (reading and parsing it, the script, its calls, the reply), for
+# each algorithm.
 #
 # Usage:
 #   bench/redis-cpu.sh [build-dir]
@@ -11,10 +12,13 @@
 # exit): a warm-up run, then the counters are zeroed and rl-bench runs a
 # W1-like stream (every key touched once, then RCPU_CHECKS checks over
 # RCPU_KEYS keys, max 100 per 60 s, Redis TIME); the server's
-# instructions over that run, divided by the checks it carried (warm-up
-# touch included), are printed.  Instruction counts do not move with the
-# machine's load, so this is the figure to compare two versions of the
-# scripts or of the call by (docs/redis.md, section 6).
+# instructions inside readQueryFromClient over that run, divided by the
+# checks it carried (warm-up touch included), are printed.  What runs
+# outside it (serverCron, the write of replies) grows with the wall time
+# valgrind takes, not with the checks, so it is left out.  Instruction
+# counts hardly move with the machine's load (about 2% between runs), so
+# this is the figure to compare two versions of the scripts or of the
+# call by (docs/redis.md, section 6).
 #
 # Knobs (environment): RCPU_CHECKS (100000), RCPU_KEYS (20000),
 # RCPU_ALGOS (all five).  Needs valgrind (callgrind_control and
@@ -60,6 +64,7 @@ for algo in $algos; do
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM HUP PIPE
     server_wrap="valgrind --tool=callgrind --log-file=$tmp/vg.log"
+    server_wrap="$server_wrap --toggle-collect=readQueryFromClient"
     server_wrap="$server_wrap --callgrind-out-file=$tmp/cg.out"
     start_own_server
     server="--host 127.0.0.1 --port $port"
