@@ -48,9 +48,18 @@ ms_now(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/*
+ * rl_config.pipeline_depth of the limiters a test makes: the tests run
+ * as loops over 0 and 1 set it from _i (with 1, checks that do not fill
+ * a batch wait in the queue while a command is in flight, and must fail
+ * over from there just the same).
+ */
+static int depth;
+
 static void
 setup(void)
 {
+    depth = 0;
     base = event_base_new();
     srv = fx_redis_start(NULL);
     ck_assert_ptr_nonnull(srv);
@@ -73,6 +82,7 @@ new_limiter(rl_config *cfg)
     cfg->redis.command_timeout_ms = TIMEOUT_MS;
     cfg->redis.connect_timeout_ms = 300;
     cfg->log_level = RL_LOG_NONE;
+    cfg->pipeline_depth = depth;
     ck_assert_int_eq(rl_new(base, cfg, &rl), RL_OK);
     return rl;
 }
@@ -137,9 +147,12 @@ time_to_backend(rl_limiter *rl, int64_t limit_ms)
 
 START_TEST(sigstop_times_out_then_recovers)
 {
-    rl_limiter *rl = new_default();
+    rl_limiter *rl;
     struct tally t = {0}, w = {0};
     int64_t start;
+
+    depth = _i;
+    rl = new_default();
 
     round_trip(rl, 1, &w);
     ck_assert_int_eq(w.by_source[RL_SOURCE_BACKEND], 1);
@@ -187,9 +200,12 @@ END_TEST
 
 START_TEST(sigkill_then_restart_on_the_same_port)
 {
-    rl_limiter *rl = new_default();
+    rl_limiter *rl;
     struct tally t = {0}, w = {0};
     int64_t back;
+
+    depth = _i;
+    rl = new_default();
 
     round_trip(rl, 1, &w);
     ck_assert_int_eq(fx_redis_kill(srv), 0);
@@ -213,8 +229,11 @@ END_TEST
    RL_ERR_REDIS and are never sent again (they may have counted). */
 START_TEST(in_flight_checks_are_never_resent)
 {
-    rl_limiter *rl = new_default();
+    rl_limiter *rl;
     struct tally t = {0}, w = {0};
+
+    depth = _i;
+    rl = new_default();
 
     round_trip(rl, 1, &w);
     ck_assert_int_eq(fx_redis_pause(srv), 0);
@@ -433,6 +452,8 @@ START_TEST(overload_when_redis_hangs)
     struct tally t = {0}, w = {0};
     int i, refused = 0;
 
+    depth = _i;
+
     rl_config_init(&cfg);
     cfg.max_pending = 100;
     rl = new_limiter(&cfg);
@@ -455,8 +476,11 @@ END_TEST
 
 START_TEST(free_with_checks_in_flight_and_queued)
 {
-    rl_limiter *rl = new_default();
+    rl_limiter *rl;
     struct tally t = {0}, w = {0};
+
+    depth = _i;
+    rl = new_default();
 
     round_trip(rl, 1, &w);
     ck_assert_int_eq(fx_redis_pause(srv), 0);
@@ -500,17 +524,17 @@ faults_suite(void)
 
     tcase_set_timeout(tc, 30);
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, sigstop_times_out_then_recovers);
+    tcase_add_loop_test(tc, sigstop_times_out_then_recovers, 0, 2);
     tcase_add_test(tc, debug_sleep_longer_than_the_timeout);
-    tcase_add_test(tc, sigkill_then_restart_on_the_same_port);
-    tcase_add_test(tc, in_flight_checks_are_never_resent);
+    tcase_add_loop_test(tc, sigkill_then_restart_on_the_same_port, 0, 2);
+    tcase_add_loop_test(tc, in_flight_checks_are_never_resent, 0, 2);
     tcase_add_test(tc, client_kill_reconnects);
     tcase_add_test(tc, password_changed_under_the_limiter);
     tcase_add_test(tc, breaker_opens_then_recovers);
     tcase_add_test(tc, breaker_ends_its_wait_when_redis_is_back);
     tcase_add_test(tc, breaker_forced_by_the_operator);
-    tcase_add_test(tc, overload_when_redis_hangs);
-    tcase_add_test(tc, free_with_checks_in_flight_and_queued);
+    tcase_add_loop_test(tc, overload_when_redis_hangs, 0, 2);
+    tcase_add_loop_test(tc, free_with_checks_in_flight_and_queued, 0, 2);
     tcase_add_test(tc, free_during_reconnection);
     suite_add_tcase(s, tc);
     return s;
