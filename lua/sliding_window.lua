@@ -181,8 +181,10 @@ while from do
         else
             last[key] = i
             local c = 7 * i
+            -- The stored expiry goes on only while every check counted
+            -- in the stored window: a later SETRANGE needs both.
             ST[c - 6], ST[c - 5], ST[c - 4], ST[c - 3], ST[c - 2], ST[c - 1],
-                ST[c] = s, prev, cur, w, expire_at, same, exp0
+                ST[c] = s, prev, cur, w, expire_at, same, win and exp0
         end
     end
     from = mode and next_checks()

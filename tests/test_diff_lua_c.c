@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "check_main.h"
@@ -827,6 +828,82 @@ START_TEST(redis_time)
 END_TEST
 
 /*
+ * A key that comes twice in one call, with Redis TIME, after a change of
+ * window to one of fewer digits whose first check lands on the expiry
+ * the stored state had (window w after sw = 2w, the stored start w
+ * before the new window's): the second check counts in the window the
+ * first one left, and expire_at is the stored one, but the value is now
+ * shorter than the one stored.  It must be written whole (SET), not over
+ * the old one (SETRANGE, which would leave the old value's last byte).
+ * The value Redis holds after the call is the C twin's, at one of the ms
+ * between the TIME reads around the call.
+ */
+static const rl_algorithm setrange_algs[] = {RL_SLIDING_WINDOW,
+                                             RL_FIXED_WINDOW};
+
+START_TEST(shorter_value_after_a_window_change)
+{
+    struct diff *d = diff_new(setrange_algs[_i], 0xd1ff0400 + _i);
+    const int64_t w = 50000, sw = 2 * w;
+    struct check cks[2];
+    rl_algo_state st0, st;
+    rl_decision dec;
+    redisReply *r, *v;
+    int64_t before, after, t, s;
+    char val[96];
+    bool found = false;
+    int i, key = N_HOT;
+
+    /* Far enough from the end of the window for the call to stay in it. */
+    for (i = 0; i < 40 && (server_ms(d) % w) > w - 3000; i++)
+        usleep(100 * 1000);
+    before = server_ms(d);
+    ck_assert_int_le(before % w, w - 3000);
+    s = before - before % w;
+    memset(&st0, 0, sizeof(st0));
+    st0.window = sw;
+    st0.max = 1000; /* not fresh; the scripts keep no max for these two */
+    if (d->alg == RL_FIXED_WINDOW) { /* expire_at: v0 + sw */
+        st0.v[0] = s + w - sw;
+        st0.v[1] = 10;
+        snprintf(val, sizeof(val), "%" PRId64 ":10:%" PRId64, st0.v[0], sw);
+    } else { /* sliding: v0 + 2 sw when cur > 0 */
+        st0.v[0] = s + 2 * w - 2 * sw;
+        st0.v[1] = 10;
+        st0.v[2] = 10;
+        snprintf(val, sizeof(val), "%" PRId64 ":10:10:%" PRId64, st0.v[0],
+                 sw);
+    }
+    r = redisCommand(d->c, "SET %b %s PX 600000", d->rkey[key],
+                     d->rkeylen[key], val);
+    REQUIRE(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    for (i = 0; i < 2; i++) {
+        cks[i].key = key;
+        cks[i].max = 1000;
+        cks[i].window = w;
+        cks[i].cost = 1;
+    }
+    before = server_ms(d);
+    r = evalsha(d, cks, 2, "", NULL);
+    after = server_ms(d);
+    v = get_value(d, key);
+    for (t = before; t <= after && !found; t++) {
+        memcpy(&st, &st0, sizeof(st));
+        REQUIRE(rl__algo_decide(d->alg, &st, t, 1000, w, 1, &dec) == RL_OK);
+        REQUIRE(rl__algo_decide(d->alg, &st, t, 1000, w, 1, &dec) == RL_OK);
+        found = same(&dec, r->element + 4) &&
+                state_matches(d, &st, v->str, v->len);
+    }
+    ck_assert_msg(found, "%s: stored \"%s\", then \"%.100s\"", d->script->name,
+                  val, v->str ? v->str : "(nil)");
+    freeReplyObject(v);
+    freeReplyObject(r);
+    diff_free(d);
+}
+END_TEST
+
+/*
  * TIME mode across a window boundary: two checks pass in one window of
  * 200 ms; at the start of the next, a check is denied (the sliding
  * window's estimate still counts the previous window), then one passes.
@@ -1445,6 +1522,7 @@ diff_suite(void)
     tcase_add_loop_test(tc, single_checks, 0, 2 * (RL_GCRA + 1));
     tcase_add_loop_test(tc, batches, RL_SLIDING_WINDOW, RL_GCRA + 1);
     tcase_add_loop_test(tc, redis_time, RL_SLIDING_WINDOW, RL_GCRA + 1);
+    tcase_add_loop_test(tc, shorter_value_after_a_window_change, 0, 2);
     tcase_add_loop_test(tc, redis_time_rolls, RL_SLIDING_WINDOW,
                         RL_GCRA + 1);
     tcase_add_test(tc, long_sliding_log);
