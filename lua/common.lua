@@ -219,8 +219,8 @@ end
 
 -- ---- for the scripts that write in their decide loop ----
 
--- In mode '', final[key] is the index of key's last check: the fixed and
--- sliding windows write each key there, in their loop.  False with a
+-- In mode '', final[key] is the index of key's last check: every script
+-- but the sliding log writes each key there, in its loop.  False with a
 -- mode, whose writes wait for the groups' verdicts, after the loop.
 -- Either way a key is written once per run.
 local function last_checks()

@@ -95,12 +95,20 @@ local vals = read_all()
 -- After check i, ST[7i - 6 .. 7i]: its key's state (v0, v1, v2, max, w),
 -- expire_at, and whether every check of the key so far left the stored
 -- state as it was.  One table, not seven: fewer to make, grow and
--- collect per run.
+-- collect per run.  Kept only for a check whose state a later one
+-- needs: all of them with a mode, a key's checks but its last in mode ''.
 local ST = {}
+
+-- Each key's last check in mode '', and the limit the call shares, if
+-- any (common.lua).
+local final = last_checks()
+local max, w, cost = shared_limit()
 
 -- Decides the checks (all, or the ranges a mode asks for: common.lua)
 -- in order: each takes the bucket its key's last check left, or the
--- stored one, parsed here, and becomes its key's last.
+-- stored one, parsed here, and becomes its key's last.  In mode '' a
+-- key's last check writes its state (with Redis TIME only when it
+-- changed), here in the loop.
 while from do
     for i = from, to do
         local key = KEYS[i]
@@ -119,26 +127,35 @@ while from do
             v0, v1, v2, smax, sw =
                 num[s0], tonumber(s1), tonumber(s2), num[s3], num[s4]
         end
-        last[key] = i
-        local c, o = lstep * i + lbase, 4 * i
-        local max, w = num[ARGV[c]], num[ARGV[c + 1]]
+        if lstep ~= 0 then
+            local c = lstep * i + lbase
+            max, w, cost = num[ARGV[c]], num[ARGV[c + 1]], num[ARGV[c + 2]]
+        end
         local allowed, remaining, reset, retry, expire_at, tokens, t, acc =
-            decide(v0, v1, v2, smax, sw, now, max, w,
-                cost_all or num[ARGV[c + 2]])
-        c = 7 * i
-        ST[c - 6], ST[c - 5], ST[c - 4], ST[c - 3], ST[c - 2], ST[c - 1],
-            ST[c] = tokens, t, acc, max, w, expire_at,
-            same and tokens == v0 and t == v1 and acc == v2 and
-            max == smax and w == sw
+            decide(v0, v1, v2, smax, sw, now, max, w, cost_all or cost)
+        local o = 4 * i
         out[o - 3], out[o - 2], out[o - 1], out[o] =
             allowed, remaining, reset, retry
+        same = same and tokens == v0 and t == v1 and acc == v2 and
+            max == smax and w == sw
+        if final and final[key] == i then
+            if not (timed and same) then
+                call('SET', key, format('%d:%d:%d:%d:%d', tokens, t, acc,
+                    max, w), 'PX', format('%d', expire_at - now + buffer))
+            end
+        else
+            last[key] = i
+            local c = 7 * i
+            ST[c - 6], ST[c - 5], ST[c - 4], ST[c - 3], ST[c - 2], ST[c - 1],
+                ST[c] = tokens, t, acc, max, w, expire_at, same
+        end
     end
     from = mode and next_checks()
 end
 
-
--- Write each key after its last check.
-for i = 1, writes and #KEYS or 0 do
+-- With a mode: write each key after its last check, as the loop does in
+-- mode ''.
+for i = 1, mode and writes and #KEYS or 0 do
     local c = 7 * i
     if last[KEYS[i]] == i and not (timed and ST[c]) then
         call('SET', KEYS[i], format('%d:%d:%d:%d:%d', ST[c - 6], ST[c - 5],
