@@ -567,9 +567,12 @@ rl__cache_lookup(struct rl_cache *c, const void *key, size_t keylen,
                  int64_t max, int64_t window, int64_t cost, int64_t now_ms,
                  struct rl_cache_entry_info *out)
 {
-    uint32_t *link = find(c, hash_key(c, key, keylen), key, keylen);
+    uint32_t *link;
     struct entry *e;
 
+    if (c->count == 0)
+        goto miss; /* no hashing when nothing is in */
+    link = find(c, hash_key(c, key, keylen), key, keylen);
     if (*link == NONE)
         goto miss;
     e = ent(c, *link);
@@ -629,8 +632,11 @@ out:
 bool
 rl__cache_del(struct rl_cache *c, const void *key, size_t keylen)
 {
-    uint32_t *link = find(c, hash_key(c, key, keylen), key, keylen);
+    uint32_t *link;
 
+    if (c->count == 0)
+        return false;
+    link = find(c, hash_key(c, key, keylen), key, keylen);
     if (*link == NONE)
         return false;
     drop(c, link);
@@ -696,12 +702,6 @@ int64_t
 rl__cache_size(const struct rl_cache *c)
 {
     return (int64_t)c->count;
-}
-
-void
-rl__cache_count_miss(struct rl_cache *c)
-{
-    c->misses++;
 }
 
 void

@@ -65,7 +65,8 @@ void rl__cache_free(struct rl_cache *c);
  * blocked_until, whatever its limit) is dropped and counted expired; an
  * entry of another limit, or of a heavier cost, is left alone (the check
  * bypasses it, and it is not made more recent).  No allocation; O(1),
- * but for dropping an expired entry (O(log n) in the expiry heap).
+ * but for dropping an expired entry (O(log n) in the expiry heap); an
+ * empty cache answers without hashing the key (so does rl__cache_del).
  */
 bool rl__cache_lookup(struct rl_cache *c, const void *key, size_t keylen,
                       int64_t max, int64_t window, int64_t cost,
@@ -106,11 +107,9 @@ int64_t rl__cache_sweep(struct rl_cache *c, int64_t now_ms, int64_t budget);
  */
 int64_t rl__cache_next_expiry(const struct rl_cache *c);
 
-/* The counts into *out. */
-/* Entries held now (cheap: the check path skips an empty cache). */
+/* Entries held now. */
 int64_t rl__cache_size(const struct rl_cache *c);
-/* Counts a miss the caller decided without a lookup (empty cache). */
-void rl__cache_count_miss(struct rl_cache *c);
+/* The counts into *out. */
 void rl__cache_stats(const struct rl_cache *c, struct rl_cache_tally *out);
 
 /*

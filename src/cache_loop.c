@@ -24,15 +24,7 @@
 #include "cache.h"
 #include "cache_loop.h"
 
-/* ---- the clock ---- */
-
-static int64_t
-now_ms(const struct rl_limiter *rl)
-{
-    if (rl->cfg.clock != NULL)
-        return rl__now_ms(rl);
-    return rl__mono_ns() / 1000000;
-}
+/* ---- the clock (rl__steady_ms) ---- */
 
 /* When req was submitted, on the cache's clock. */
 static int64_t
@@ -51,21 +43,19 @@ arm_sweep(struct rl_limiter *rl)
     if (rl->cache_armed)
         return;
     rl->cache_armed = true;
-    rl__weak_timer_add(rl->cache_ev, rl->cfg.cache.cleanup_interval_ms);
+    rl__timer_add_ms(rl->cache_ev, rl->cfg.cache.cleanup_interval_ms);
 }
 
 static void
 sweep_cb(int fd, short what, void *arg)
 {
     struct rl_limiter *rl = arg;
-    struct rl_cache_tally t;
 
     (void)fd;
     (void)what;
     rl->cache_armed = false;
-    rl__cache_sweep(rl->cache, now_ms(rl), rl->cfg.cache.max_size);
-    rl__cache_stats(rl->cache, &t);
-    if (t.size > 0)
+    rl__cache_sweep(rl->cache, rl__steady_ms(rl), rl->cfg.cache.max_size);
+    if (rl__cache_size(rl->cache) > 0)
         arm_sweep(rl);
 }
 
@@ -99,10 +89,6 @@ rl__cache_answer(struct rl_limiter *rl, struct rl_req *req)
     struct rl_cache_entry_info e;
     rl_result r;
 
-    if (rl__cache_size(rl->cache) == 0) {
-        rl__cache_count_miss(rl->cache); /* no hashing when nothing is in */
-        return false;
-    }
     if (!rl__cache_lookup(rl->cache, req->key, req->keylen, req->max,
                           req->window, req->cost, submit_ms(rl, req), &e))
         return false;
@@ -124,14 +110,13 @@ rl__cache_learn(struct rl_req *req)
     int64_t base, until, now, reset;
 
     if (r->allowed) {
-        if (rl__cache_size(rl->cache) > 0)
-            rl__cache_del(rl->cache, req->key, req->keylen);
+        rl__cache_del(rl->cache, req->key, req->keylen);
         return;
     }
     if (r->retry_after_ms <= 0)
         return; /* a multi-limit check denied by another limit */
     base = submit_ms(rl, req);
-    now = now_ms(rl);
+    now = rl__steady_ms(rl);
     until = base + r->retry_after_ms;
     if (until > now + rl->cfg.cache.default_ttl_ms)
         until = now + rl->cfg.cache.default_ttl_ms;
@@ -140,8 +125,7 @@ rl__cache_learn(struct rl_req *req)
     reset = base + (r->reset_ms > r->retry_after_ms ? r->reset_ms
                                                    : r->retry_after_ms);
     if (rl__cache_put(rl->cache, req->key, req->keylen, req->max,
-                      req->window, req->cost, until,
-                      reset > until ? reset : until) == RL_OK)
+                      req->window, req->cost, until, reset) == RL_OK)
         arm_sweep(rl);
 }
 

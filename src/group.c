@@ -243,7 +243,7 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
         req = g->reqs[i];
         if (req == NULL || req->state == RL_REQ_DONE)
             continue;
-        if (req->linked && rl->backend->expire != NULL)
+        if (rl->backend->expire != NULL)
             rl->backend->expire(rl, req);
         rl->ctr.v[RL_METRIC_TIMEOUTS]++;
         rl__req_fallback(req, RL_ERR_TIMEOUT);
@@ -256,15 +256,10 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 static int
 arm_timeout(struct rl_group *g)
 {
-    int64_t ms = g->rl->cfg.batch.timeout_ms;
-    struct timeval tv;
-
     g->timer = evtimer_new(g->rl->base, timeout_cb, g);
     if (g->timer == NULL)
         return RL_ERR_NOMEM;
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-    evtimer_add(g->timer, &tv);
+    rl__timer_add_ms(g->timer, g->rl->cfg.batch.timeout_ms);
     return RL_OK;
 }
 
@@ -290,7 +285,7 @@ start_all(struct rl_group *g)
             slot_direct(g, i, RL_ERR_NOMEM);
         return;
     }
-    g->reqs[0]->unit = (uint8_t)(g->n > 1 ? g->n : 0);
+    g->reqs[0]->unit = (uint8_t)g->n;
     g->rl->backend->submit(g->rl, g->reqs[0]);
 }
 
@@ -408,7 +403,7 @@ rl__group_fallback(struct rl_group *g, int why)
 
     for (i = 0; i < g->n; i++) {
         req = g->reqs[i];
-        if (req != NULL && req->linked && rl->backend->expire != NULL)
+        if (req != NULL && rl->backend->expire != NULL)
             rl->backend->expire(rl, req);
     }
     rl__fallback_group(rl, g, r);

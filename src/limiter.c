@@ -178,8 +178,8 @@ limiter_destroy(struct rl_limiter *rl)
         rl->backend->destroy(rl);
     if (rl->tick_ev != NULL)
         event_free(rl->tick_ev);
-    while (rl->groups.tqh_first != NULL) /* none once rl_free delivered */
-        rl__group_discard(rl->groups.tqh_first);
+    while (!TAILQ_EMPTY(&rl->groups)) /* none once rl_free delivered */
+        rl__group_discard(TAILQ_FIRST(&rl->groups));
     rl__cache_destroy(rl);
     rl__local_destroy(rl);
     rl__metrics_destroy(rl);

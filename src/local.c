@@ -32,7 +32,7 @@ sweep_cb(int fd, short what, void *arg)
     rl__store_stats(rl->store, &st);
     if (st.keys > 0) {
         rl->sweep_armed = true;
-        rl__weak_timer_add(rl->sweep_ev, rl->cfg.local.sweep_interval_ms);
+        rl__timer_add_ms(rl->sweep_ev, rl->cfg.local.sweep_interval_ms);
     }
 }
 
@@ -77,7 +77,7 @@ arm_sweep(struct rl_limiter *rl)
 {
     if (!rl->sweep_armed) {
         rl->sweep_armed = true;
-        rl__weak_timer_add(rl->sweep_ev, rl->cfg.local.sweep_interval_ms);
+        rl__timer_add_ms(rl->sweep_ev, rl->cfg.local.sweep_interval_ms);
     }
 }
 

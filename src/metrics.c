@@ -157,14 +157,6 @@ rl__metrics_rates(struct rl_limiter *rl, int64_t now_ms, rl_rates *out)
 
 /* ---- life ---- */
 
-int64_t
-rl__metrics_now_ms(const struct rl_limiter *rl)
-{
-    if (rl->cfg.clock != NULL)
-        return rl->cfg.clock(rl->cfg.clock_arg);
-    return rl__mono_ns() / 1000000;
-}
-
 static void alert_timer_cb(int fd, short what, void *arg);
 static void hub_free(struct rl_metrics_hub *hub);
 
@@ -172,7 +164,7 @@ int
 rl__metrics_init(struct rl_limiter *rl)
 {
     struct rl_metrics_hub *hub = calloc(1, sizeof(*hub));
-    int64_t now = rl__metrics_now_ms(rl);
+    int64_t now = rl__steady_ms(rl);
     int i;
 
     if (hub == NULL)
@@ -294,7 +286,7 @@ rl_metrics_get(rl_limiter *rl, rl_metrics *out)
 {
     if (rl == NULL || out == NULL)
         return RL_ERR_INVALID;
-    return rl__metrics_snapshot(rl, rl__metrics_now_ms(rl), out);
+    return rl__metrics_snapshot(rl, rl__steady_ms(rl), out);
 }
 
 RL_EXTERN int
@@ -395,7 +387,7 @@ rl_alert_add(rl_limiter *rl, const char *name, int metric,
     a->metric = metric;
     a->threshold = threshold;
     if (hub->n_alerts == 1 && !rl->freeing)
-        rl__weak_timer_add(hub->alert_ev, RL_ALERT_EVAL_MS);
+        rl__timer_add_ms(hub->alert_ev, RL_ALERT_EVAL_MS);
     return RL_OK;
 }
 
@@ -451,9 +443,7 @@ alert_tell(struct rl_limiter *rl, const struct alert_note *notes, int n)
     for (i = 0; i < n && !rl->freeing && hub->alert_cb != NULL; i++)
         hub->alert_cb(notes[i].name, notes[i].value, notes[i].threshold,
                       notes[i].fired, hub->alert_arg);
-    rl->in_callback--;
-    if (rl->freeing && rl->in_callback == 0)
-        rl__tick_arm(rl); /* rl_free was called: the tick frees */
+    rl->in_callback--; /* rl_free from a callback armed the tick */
 }
 
 /* Fires above the threshold; clears at or below 90% of it, not before. */
@@ -501,9 +491,9 @@ alert_timer_cb(int fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    rl__metrics_evaluate(rl, rl__metrics_now_ms(rl));
+    rl__metrics_evaluate(rl, rl__steady_ms(rl));
     if (!rl->freeing && hub->n_alerts > 0)
-        rl__weak_timer_add(hub->alert_ev, RL_ALERT_EVAL_MS);
+        rl__timer_add_ms(hub->alert_ev, RL_ALERT_EVAL_MS);
 }
 
 /* ---- health ---- */
@@ -596,6 +586,6 @@ rl_health_get(rl_limiter *rl, rl_health *out)
 {
     if (rl == NULL || out == NULL)
         return RL_ERR_INVALID;
-    rl__metrics_health(rl, rl__metrics_now_ms(rl), out);
+    rl__metrics_health(rl, rl__steady_ms(rl), out);
     return RL_OK;
 }

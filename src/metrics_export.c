@@ -285,7 +285,7 @@ rl_metrics_prometheus(rl_limiter *rl, struct evbuffer *out)
 
     if (hub == NULL || out == NULL)
         return RL_ERR_INVALID;
-    now = rl__metrics_now_ms(rl);
+    now = rl__steady_ms(rl);
     rl__metrics_snapshot(rl, now, &m);
     rl__metrics_health(rl, now, &h);
     prom_labelled(&o, &m);
@@ -373,7 +373,7 @@ rl_metrics_json(rl_limiter *rl, struct evbuffer *out)
 
     if (hub == NULL || out == NULL)
         return RL_ERR_INVALID;
-    now = rl__metrics_now_ms(rl);
+    now = rl__steady_ms(rl);
     rl__metrics_snapshot(rl, now, &m);
     rl__metrics_health(rl, now, &h);
     put(&o, "{\"values\":{");
@@ -423,7 +423,7 @@ rl__metrics_report_cb(int fd, short what, void *arg)
 {
     struct rl_limiter *rl = arg;
     struct rl_metrics_hub *hub = rl__metrics_hub(rl);
-    int64_t now = rl__metrics_now_ms(rl);
+    int64_t now = rl__steady_ms(rl);
     rl_metrics m;
     rl_health h;
 
@@ -433,7 +433,7 @@ rl__metrics_report_cb(int fd, short what, void *arg)
     rl__metrics_health(rl, now, &h);
     report_line(rl, &m, &h);
     if (!rl->freeing && hub->report_ms > 0)
-        rl__weak_timer_add(hub->report_ev, hub->report_ms);
+        rl__timer_add_ms(hub->report_ev, hub->report_ms);
 }
 
 RL_EXTERN int
@@ -446,6 +446,6 @@ rl_metrics_report_every(rl_limiter *rl, int64_t interval_ms)
     event_del(hub->report_ev);
     hub->report_ms = interval_ms;
     if (interval_ms > 0 && !rl->freeing)
-        rl__weak_timer_add(hub->report_ev, interval_ms);
+        rl__timer_add_ms(hub->report_ev, interval_ms);
     return RL_OK;
 }

@@ -154,12 +154,10 @@ static void
 put_int(struct rl_node *n, int64_t v)
 {
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    size_t neg = v < 0, len = digits10(u);
-    char *p = header_at(n->cmd + n->cmd_len, '$', (int64_t)(neg + len));
+    char *p = header_at(n->cmd + n->cmd_len, '$',
+                        (int64_t)((v < 0) + digits10(u)));
 
-    p[0] = '-';
-    put_digits(p + neg, u, len);
-    p += neg + len;
+    p += fmt_i64(p, v);
     *p++ = '\r';
     *p++ = '\n';
     n->cmd_len = (size_t)(p - n->cmd);
@@ -241,7 +239,6 @@ batch_room(const struct rl_batch *b)
 static void
 put_mode(struct rl_node *n, const struct rl_batch *b)
 {
-    char digits[24];
     size_t len = 0;
     int i, k;
 
@@ -250,12 +247,12 @@ put_mode(struct rl_node *n, const struct rl_batch *b)
         return;
     }
     for (i = 0; i < b->n; i += k) {
-        k = b->reqs[i]->unit > 1 ? b->reqs[i]->unit : 1;
-        len += (i > 0) + fmt_i64(digits, k);
+        k = b->reqs[i]->unit;
+        len += (i > 0) + digits10((uint64_t)k);
     }
     put_header(n, '$', (int64_t)len);
     for (i = 0; i < b->n; i += k) {
-        k = b->reqs[i]->unit > 1 ? b->reqs[i]->unit : 1;
+        k = b->reqs[i]->unit;
         if (i > 0)
             n->cmd[n->cmd_len++] = ',';
         n->cmd_len += fmt_i64(n->cmd + n->cmd_len, k);
@@ -462,9 +459,8 @@ decisions_valid(const struct rl_batch *b, redisReply **e)
     int i = 0, k;
 
     while (i < b->n) {
-        k = b->reqs[i]->unit > 1 ? b->reqs[i]->unit : 1;
-        if (i + k > b->n || !in_range(e[4 * i], 0, 1) ||
-            !unit_valid(b->reqs + i, k, e + 4 * i))
+        k = b->reqs[i]->unit;
+        if (i + k > b->n || !unit_valid(b->reqs + i, k, e + 4 * i))
             return false;
         i += k;
     }
@@ -558,7 +554,7 @@ batch_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     n->inflight--;
     rl->ctr.v[RL_METRIC_INFLIGHT]--;
-    if (!TAILQ_EMPTY(&n->queue))
+    if (rl->cfg.pipeline_depth > 0 && !TAILQ_EMPTY(&n->queue))
         rl__tick_arm(rl); /* what waited for a reply (queue_waits) */
     if (r != NULL)
         n->stalled_since_ms = 0; /* the connection answers */
@@ -597,7 +593,7 @@ rl__node_queue(struct rl_node *n, struct rl_req *req)
         return;
     }
     TAILQ_INSERT_TAIL(&n->queue, req, q);
-    n->queued += req->unit > 1 ? req->unit : 1;
+    n->queued += req->unit;
     req->linked = 1;
     rl__tick_arm(n->rl);
 }
@@ -606,7 +602,7 @@ void
 rl__node_unqueue(struct rl_node *n, struct rl_req *req)
 {
     TAILQ_REMOVE(&n->queue, req, q);
-    n->queued -= req->unit > 1 ? req->unit : 1;
+    n->queued -= req->unit;
     req->linked = 0;
 }
 
@@ -637,7 +633,7 @@ batch_take(struct rl_node *n)
     if (b == NULL)
         return NULL;
     while (req != NULL && req->op == b->op) {
-        k = req->unit > 1 ? req->unit : 1;
+        k = req->unit;
         if (b->n > 0 && (b->n + k > max || (req->mark & RL_MARK_START)))
             break;
         rl__node_unqueue(n, req);

@@ -67,7 +67,7 @@ rl__req_new(struct rl_limiter *rl, enum rl_op op, const char *key,
     req->on_dl = 0;
     req->linked = 0;
     req->mark = 0;
-    req->unit = 0;
+    req->unit = 1;
     req->grp_idx = 0;
     req->grp = NULL;
     req->max = req->window = req->cost = 0;

@@ -67,8 +67,9 @@ struct rl_req {
     uint8_t on_dl;             /* linked on the deadline FIFO */
     uint8_t linked;            /* linked on a backend's queue (q) */
     uint8_t mark;              /* RL_MARK_* (batch chunks) */
-    uint8_t unit;              /* > 1: the leader of an all-or-nothing
-                                  group of that many checks (group.c) */
+    uint8_t unit;              /* the checks it carries to the backend:
+                                  1, or n for the leader of an
+                                  all-or-nothing group of n (group.c) */
     uint32_t grp_idx;          /* its index in grp */
     struct rl_group *grp;      /* the batch, multi-limit check or warm-up
                                   it belongs to, or NULL */
@@ -402,6 +403,9 @@ void rl__log_cfg(rl_log_cb cb, void *arg, rl_log_level min,
 int64_t rl__now_ms(const struct rl_limiter *rl);
 /* Monotonic nanoseconds (latency, deadlines). */
 int64_t rl__mono_ns(void);
+/* The configured clock when set, else monotonic ms: the metrics hub's and
+   the decision cache's clock, which a step of real time must not move. */
+int64_t rl__steady_ms(const struct rl_limiter *rl);
 
 /* ---- timer.c ---- */
 
@@ -412,6 +416,7 @@ int64_t rl__mono_ns(void);
  */
 struct event *rl__weak_timer_new(struct event_base *base,
                                  void (*cb)(int, short, void *), void *arg);
-void rl__weak_timer_add(struct event *ev, int64_t ms);
+/* (Re)arms any timer event to fire in ms milliseconds. */
+void rl__timer_add_ms(struct event *ev, int64_t ms);
 
 #endif /* RL_PRIVATE_H */

@@ -20,6 +20,14 @@ rl__now_ms(const struct rl_limiter *rl)
 }
 
 int64_t
+rl__steady_ms(const struct rl_limiter *rl)
+{
+    if (rl->cfg.clock != NULL)
+        return rl->cfg.clock(rl->cfg.clock_arg);
+    return rl__mono_ns() / 1000000;
+}
+
+int64_t
 rl__mono_ns(void)
 {
     struct timespec ts;

@@ -29,7 +29,7 @@ rl__weak_timer_new(struct event_base *base, void (*cb)(int, short, void *),
 }
 
 void
-rl__weak_timer_add(struct event *ev, int64_t ms)
+rl__timer_add_ms(struct event *ev, int64_t ms)
 {
     struct timeval tv;
 

@@ -133,16 +133,6 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         scan_next(j); /* the connection may be ready now */
 }
 
-static void
-timer_in(struct rl_scan *j, int64_t ms)
-{
-    struct timeval tv;
-
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-    evtimer_add(j->timer, &tv);
-}
-
 /* ---- one SCAN step ---- */
 
 static bool
@@ -293,15 +283,15 @@ scan_next(struct rl_scan *j)
         if (rl__redis_conn_state(j->rl) == RL_REDIS_CONNECTING &&
             j->waited_ms < j->rl->cfg.redis.connect_timeout_ms) {
             j->waited_ms += 10;
-            timer_in(j, 10);
+            rl__timer_add_ms(j->timer, 10);
             return;
         }
         j->status = RL_ERR_REDIS;
-        timer_in(j, 0); /* reported from the loop */
+        rl__timer_add_ms(j->timer, 0); /* reported from the loop */
         return;
     }
     j->scan_out = true;
-    timer_in(j, j->rl->cfg.redis.command_timeout_ms);
+    rl__timer_add_ms(j->timer, j->rl->cfg.redis.command_timeout_ms);
 }
 
 /* ---- warm-up by patterns ---- */
