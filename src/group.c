@@ -278,6 +278,7 @@ start_all(struct rl_group *g)
         while (i-- > 0) {
             g->reqs[i]->grp = NULL;
             g->rl->ctr.v[RL_METRIC_PENDING]--;
+            g->rl->ctr.v[RL_METRIC_CHECKS_TOTAL]--; /* item_req counted it */
             rl__req_unref(g->reqs[i]);
         }
         g->live = 0;
