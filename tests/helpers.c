@@ -122,6 +122,22 @@ th_local_config(rl_config *cfg, rl_algorithm alg, int64_t *now)
     cfg->clock_arg = now;
 }
 
+void
+th_redis_config(rl_config *cfg, rl_algorithm alg, const char *host,
+                int port, int64_t *now)
+{
+    rl_config_init(cfg);
+    cfg->backend = RL_BACKEND_REDIS;
+    cfg->redis.host = host;
+    cfg->redis.port = port;
+    cfg->algorithm = alg;
+    cfg->redis.command_timeout_ms = 2000;
+    if (now != NULL) {
+        cfg->clock = th_clock;
+        cfg->clock_arg = now;
+    }
+}
+
 int64_t
 th_mono_ms(void)
 {

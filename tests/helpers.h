@@ -53,4 +53,10 @@ int64_t th_mono_ms(void);
 /* A local-backend configuration with the test clock. */
 void th_local_config(rl_config *cfg, rl_algorithm alg, int64_t *now);
 
+/* A Redis-backend configuration for the server at host:port, with a 2 s
+   command timeout; the test clock reads *now, or Redis TIME decides when
+   now is NULL.  host must outlive the limiter made from cfg. */
+void th_redis_config(rl_config *cfg, rl_algorithm alg, const char *host,
+                     int port, int64_t *now);
+
 #endif

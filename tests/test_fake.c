@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -57,22 +56,13 @@ static struct run {
 
 /* ---- helpers ---- */
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 slot_cb(const rl_result *r, void *arg)
 {
     struct slot *s = arg;
 
     th_check_cb(r, &s->rec);
-    s->at_ms = mono_ms();
+    s->at_ms = th_mono_ms();
     run.calls++;
 }
 
@@ -122,7 +112,7 @@ submit_with(int n, rl_check_cb cb)
     char key[32];
 
     ck_assert_int_le(first + n, N_SLOTS);
-    run.submit_ms = mono_ms();
+    run.submit_ms = th_mono_ms();
     th_in_submit = true;
     for (i = first; i < first + n; i++) {
         snprintf(key, sizeof(key), "user:%d", i);
@@ -680,7 +670,7 @@ START_TEST(free_completes_checks_in_flight)
     ck_assert_int_eq(fake_count("EVALSHA"), sent);
     ck_assert_int_eq(metric(RL_METRIC_INFLIGHT), sent);
     ck_assert_int_eq(run.calls, 0);
-    ck_assert_int_lt(mono_ms() - run.submit_ms, CMD_TIMEOUT_MS);
+    ck_assert_int_lt(th_mono_ms() - run.submit_ms, CMD_TIMEOUT_MS);
     rl_free(run.rl);
     ck_assert_int_eq(run.calls, N_CHECKS);
     for (i = 0; i < N_CHECKS; i++) {

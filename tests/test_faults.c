@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "check_main.h"
 #include "fixture_redis.h"
@@ -37,15 +36,6 @@ tally_cb(const rl_result *r, void *arg)
     t->allowed += r->allowed;
     t->by_source[r->source]++;
     t->by_status[-r->status]++;
-}
-
-static int64_t
-ms_now(void)
-{
-    struct timeval tv;
-
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 /*
@@ -131,13 +121,13 @@ assert_quiet(struct tally *t, int ms)
 static int64_t
 time_to_backend(rl_limiter *rl, int64_t limit_ms)
 {
-    int64_t start = ms_now();
+    int64_t start = th_mono_ms();
     struct tally t = {0};
 
-    while (ms_now() - start < limit_ms) {
+    while (th_mono_ms() - start < limit_ms) {
         round_trip(rl, 1, &t);
         if (t.by_source[RL_SOURCE_BACKEND] > 0)
-            return ms_now() - start;
+            return th_mono_ms() - start;
         th_run_for(base, 20);
     }
     return -1;
@@ -157,10 +147,10 @@ START_TEST(sigstop_times_out_then_recovers)
     round_trip(rl, 1, &w);
     ck_assert_int_eq(w.by_source[RL_SOURCE_BACKEND], 1);
     ck_assert_int_eq(fx_redis_pause(srv), 0);
-    start = ms_now();
+    start = th_mono_ms();
     submit(rl, "k", 50, &t);
     ck_assert(th_wait_for(base, &t.calls, 50, 3000));
-    ck_assert_int_lt(ms_now() - start, TIMEOUT_MS + 300);
+    ck_assert_int_lt(th_mono_ms() - start, TIMEOUT_MS + 300);
     ck_assert_int_eq(t.by_status[-RL_ERR_TIMEOUT], 50);
     ck_assert_int_eq(t.by_source[RL_SOURCE_FALLBACK], 50);
     ck_assert_int_eq(t.allowed, 50);
@@ -356,9 +346,9 @@ START_TEST(breaker_opens_then_recovers)
     ck_assert_int_eq(st, RL_BREAKER_OPEN);
     ck_assert_int_eq(rl_metric(rl, RL_METRIC_BREAKER_TRIPS), 1);
     /* Open: answered at once, Redis not asked. */
-    start = ms_now();
+    start = th_mono_ms();
     round_trip(rl, 100, &u);
-    ck_assert_int_lt(ms_now() - start, 50);
+    ck_assert_int_lt(th_mono_ms() - start, 50);
     ck_assert_int_eq(u.by_status[-RL_ERR_CIRCUIT_OPEN], 100);
     ck_assert_int_eq(u.by_source[RL_SOURCE_FALLBACK], 100);
     ck_assert_int_eq(rl_metric(rl, RL_METRIC_BREAKER_REFUSED), 100);

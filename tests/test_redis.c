@@ -76,16 +76,8 @@ teardown(void)
 static void
 redis_config(rl_config *cfg, rl_algorithm alg, bool fixed_clock)
 {
-    rl_config_init(cfg);
-    cfg->backend = RL_BACKEND_REDIS;
-    cfg->redis.host = srv->host;
-    cfg->redis.port = srv->port;
-    cfg->algorithm = alg;
-    cfg->redis.command_timeout_ms = 2000;
-    if (fixed_clock) {
-        cfg->clock = th_clock;
-        cfg->clock_arg = &now;
-    }
+    th_redis_config(cfg, alg, srv->host, srv->port,
+                    fixed_clock ? &now : NULL);
 }
 
 static rl_limiter *
@@ -218,7 +210,7 @@ submit_tick(rl_limiter *rl, const char *tag, int n, struct tally *t)
  * check goes at once when nothing is in flight; the next tick's 10 checks
  * wait for its reply; a tick of 64 fills a batch, which leaves at once,
  * taking the 10 waiting along with 54 of its own; the 10 left over leave
- * when a reply comes back.  With 0 (the loop's second run) every tick
+ * when a reply comes back.  With 0 (the loop's first run) every tick
  * sends what it has.  Every check is answered by Redis.
  */
 START_TEST(pipeline_depth_holds_a_partial_batch)

@@ -5,10 +5,11 @@
  */
 #include <check.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <ratelimit.h>
+
+#include "check_main.h"
 
 START_TEST(version_agrees)
 {
@@ -99,13 +100,11 @@ START_TEST(config_size_is_frozen)
 }
 END_TEST
 
-int
-main(void)
+static Suite *
+version_suite(void)
 {
     Suite *s = suite_create("version");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, version_agrees);
     tcase_add_test(tc, codes_are_fixed);
@@ -114,9 +113,11 @@ main(void)
     tcase_add_test(tc, config_size_is_frozen);
     tcase_add_test(tc, algorithm_names_round_trip);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
+}
+
+int
+main(void)
+{
+    return th_run_suite(version_suite(), CK_NORMAL);
 }
