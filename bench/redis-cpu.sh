@@ -59,28 +59,26 @@ run() {
 echo "redis-server under callgrind; rl-bench from $build;" \
      "$checks checks over $keys keys (+ $keys warm-up) per algorithm"
 printf '%-16s %14s %12s %10s\n' algorithm instructions "per check" fallback
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rl-rcpu.XXXXXX")
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM HUP PIPE
 for algo in $algos; do
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/rl-rcpu.XXXXXX")
-    trap bench_cleanup EXIT
-    trap 'exit 130' INT TERM HUP PIPE
-    server_wrap="valgrind --tool=callgrind --log-file=$tmp/vg.log"
+    server_wrap="valgrind --tool=callgrind --log-file=$tmp/$algo.vg.log"
     server_wrap="$server_wrap --toggle-collect=readQueryFromClient"
-    server_wrap="$server_wrap --callgrind-out-file=$tmp/cg.out"
+    server_wrap="$server_wrap --callgrind-out-file=$tmp/$algo.cg.out"
     start_own_server
     server="--host 127.0.0.1 --port $port"
     run "$algo" "$keys" >/dev/null
     bench_flush
     callgrind_control -z "$pid" >/dev/null 2>&1
-    run "$algo" "$checks" >"$tmp/run.csv"
+    run "$algo" "$checks" >"$tmp/$algo.run.csv"
     rcli shutdown nosave >/dev/null 2>&1 || true
     wait "$pid" 2>/dev/null || true
     pid=
-    ir=$(callgrind_annotate "$tmp/cg.out" 2>/dev/null |
+    ir=$(callgrind_annotate "$tmp/$algo.cg.out" 2>/dev/null |
          sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
     # rl-bench's CSV line: column 15 counts the answers not Redis's.
-    fb=$(cut -d, -f15 "$tmp/run.csv")
+    fb=$(cut -d, -f15 "$tmp/$algo.run.csv")
     printf '%-16s %14s %12s %10s\n' "$algo" "$ir" \
         "$(echo "$ir / ($checks + $keys)" | bc)" "${fb:-?}"
-    bench_cleanup
-    tmp=
 done

@@ -73,10 +73,13 @@ echo
 # ---- 1. ours, every algorithm ----
 
 # One rl-bench run; its CSV line goes to $results, its stderr shown.
+# $ours_env: NAME=VALUE words for that run's environment only (via env).
+ours_env=
 ours() {
     bench_flush
-    # shellcheck disable=SC2086 # $server is a list of options
-    if ! "$rlbench" --backend redis $server --quiet "$@" >>"$results"; then
+    # shellcheck disable=SC2086 # $ours_env and $server are lists of words
+    if ! env $ours_env "$rlbench" --backend redis $server --quiet "$@" \
+            >>"$results"; then
         echo "run-w1.sh: rl-bench $* failed (see above)" >&2
         failed=1
     fi
@@ -109,21 +112,26 @@ fi
 
 # ---- 3. open loop ----
 
+open="--algo fixed-window --open-loop $open_rate --duration $open_duration"
+open="$open --keys $keys --warmup $warmup --inflight $inflight"
 echo "rl-bench --open-loop $open_rate ..."
-ours --algo fixed-window --open-loop "$open_rate" \
-     --duration "$open_duration" --keys "$keys" --warmup "$warmup" \
-     --inflight "$inflight"
+# shellcheck disable=SC2086 # $open is a list of options
+ours $open
 # The same offered rate in ticks of 100 us (as a server submits a few
-# checks per loop iteration), with REDIS_PIPELINE_DEPTH=1: partial batches
-# wait for the reply in flight.  Its CSV line gets a label, field 31.
+# checks per loop iteration), with REDIS_PIPELINE_DEPTH=1 for that run
+# only: partial batches wait for the reply in flight.  Its CSV line, if
+# it wrote one, gets a label, field 31.
 echo "rl-bench --open-loop $open_rate --tick-us 100," \
      "REDIS_PIPELINE_DEPTH=1 ..."
-export REDIS_PIPELINE_DEPTH=1
-ours --algo fixed-window --open-loop "$open_rate" --tick-us 100 \
-     --duration "$open_duration" --keys "$keys" --warmup "$warmup" \
-     --inflight "$inflight"
-unset REDIS_PIPELINE_DEPTH
-sed -i '$ s/$/,tick 100 us depth 1/' "$results"
+before=$(wc -l <"$results")
+ours_env=REDIS_PIPELINE_DEPTH=1
+# shellcheck disable=SC2086 # $open is a list of options
+ours $open --tick-us 100
+ours_env=
+after=$(wc -l <"$results")
+if [ $((after)) -eq $((before + 1)) ]; then
+    sed -i '$ s/$/,tick 100 us depth 1/' "$results"
+fi
 
 # ---- 4. callgrind ----
 
