@@ -329,9 +329,6 @@ rl__group_item_done(struct rl_req *req)
     g->reqs[i] = NULL;
     g->left--;
     g->live--;
-    if (g->kind == RL_GRP_WARM && req->res.status == RL_OK &&
-        req->res.source == RL_SOURCE_BACKEND && !req->res.allowed)
-        g->cached++;
     if (g->left == 0 && g->live == 0)
         group_ready(g);
     else if (g->kind != RL_GRP_ALL)

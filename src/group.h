@@ -31,7 +31,8 @@ struct rl_group {
     size_t next;                /* items given a request so far */
     size_t left;                /* slots not yet filled */
     size_t live;                /* requests not yet delivered */
-    size_t cached;              /* warm-up: keys found blocked */
+    size_t cached;              /* warm-up: entries its peeks stored in
+                                   the cache (rl__cache_learn) */
     struct rl_item *items;
     rl_result *res;
     struct rl_req **reqs;       /* item's request while it lives */

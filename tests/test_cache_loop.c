@@ -5,12 +5,14 @@
  * Redis; a changed limit, a lighter check, a reset and rl_cache_clear
  * bypass or drop it; the LRU bound holds under ten times more keys than
  * its size; the sweep drops expired entries; the warm-up by keys and by
- * patterns (SCAN) caches exactly the blocked keys and charges nothing.
+ * patterns (SCAN) caches exactly the blocked keys and charges nothing,
+ * and counts only what it cached (not a peek answered too late).
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check_main.h"
 #include "fixture_redis.h"
@@ -356,6 +358,57 @@ START_TEST(warm_by_pattern_walks_with_scan)
 }
 END_TEST
 
+/* Whether Redis ran an EVALSHA after the before-th, within ms. */
+static bool
+evalsha_ran(long long before, int ms)
+{
+    int64_t end = th_mono_ms() + ms;
+
+    while (evalshas() == before) {
+        if (th_mono_ms() > end)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
+/*
+ * A peek answered too late to be worth keeping caches nothing, and the
+ * warm-up must not count it: `cached` is what the cache holds.  Redis TIME
+ * decides (no test clock), so the block is real time: a 300 ms sliding
+ * log.  The loop runs one step at a time until the peek has been sent and
+ * Redis ran it, then stops for 400 ms with the reply unread: the block
+ * ended before the answer came in.
+ */
+START_TEST(warm_counts_only_what_it_cached)
+{
+    rl_config cfg;
+    rl_limiter *rl = NULL;
+    rl_request key = {"late", 1, 300, 1};
+    struct warm w = {0};
+    long long before;
+    rl_result r;
+    int i;
+
+    th_redis_config(&cfg, RL_SLIDING_LOG, srv->host, srv->port, NULL);
+    cfg.cache.enabled = true;
+    ck_assert_int_eq(rl_new(base, &cfg, &rl), RL_OK);
+    check1(rl, "late", 1, 300, 1, &r);    /* connected; blocked 300 ms */
+    ck_assert(r.allowed);
+    before = evalshas();
+    ck_assert_int_eq(rl_cache_warm_async(rl, &key, 1, warm_cb, &w), RL_OK);
+    for (i = 0; i < 20 && !evalsha_ran(before, 100); i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(evalshas(), before + 1);
+    usleep(400 * 1000);
+    ck_assert(th_wait_for(base, &w.calls, 1, 5000));
+    ck_assert_int_eq(w.status, RL_OK);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_CACHE_SIZE), 0);
+    ck_assert_uint_eq(w.cached, 0);
+    rl_free(rl);
+}
+END_TEST
+
 /* rl_free while a pattern warm-up walks: its callback runs once. */
 START_TEST(free_during_a_warm_up)
 {
@@ -392,6 +445,7 @@ cache_loop_suite(void)
     tcase_add_test(tc, no_cache_means_invalid);
     tcase_add_test(tc, warm_by_keys_caches_exactly_the_blocked);
     tcase_add_test(tc, warm_by_pattern_walks_with_scan);
+    tcase_add_test(tc, warm_counts_only_what_it_cached);
     tcase_add_test(tc, free_during_a_warm_up);
     suite_add_tcase(s, tc);
     return s;
