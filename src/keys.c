@@ -122,8 +122,8 @@ hex_digit(char c)
     return -1;
 }
 
-/* esc() undone into dst (RL_KEY_MAX bytes); the length, or 0 when src is
-   not an escape's output or too long. */
+/* esc() undone into dst (RL_KEY_MAX bytes); the length, or 0 when src
+   holds a broken escape or undoes to more than RL_KEY_MAX bytes. */
 static size_t
 unescape(const char *src, size_t len, char *dst)
 {
@@ -149,9 +149,11 @@ unescape(const char *src, size_t len, char *dst)
     return n;
 }
 
-size_t
-rl__redis_key_decode(const char *prefix, rl_algorithm alg, const char *rkey,
-                     size_t rlen, char *buf)
+/* The user key rkey's layout gives, into buf; 0 when it gives none.
+   Lenient: any byte may come raw or escaped, and a tag may be any. */
+static size_t
+decode_layout(const char *prefix, rl_algorithm alg, const char *rkey,
+              size_t rlen, char *buf)
 {
     size_t plen = strlen(prefix), head = plen + 5;
     const char *close;
@@ -167,6 +169,29 @@ rl__redis_key_decode(const char *prefix, rl_algorithm alg, const char *rkey,
     if ((size_t)(close + 1 - rkey) == rlen) /* no tag of the user's */
         return unescape(rkey + head, (size_t)(close - rkey) - head, buf);
     return unescape(close + 1, rlen - (size_t)(close + 1 - rkey), buf);
+}
+
+/*
+ * Only the one Redis key the encoder writes for a user key is taken: any
+ * other spelling ("{%41}", "{a b}", "{x}abc" for "abc") holds no state of
+ * that user key, so the warm-up would peek at a key it never found, or at
+ * one key twice.  Encoding the result again and comparing is the one
+ * test that cannot drift from rl__redis_key.
+ */
+size_t
+rl__redis_key_decode(const char *prefix, rl_algorithm alg, const char *rkey,
+                     size_t rlen, char *buf)
+{
+    char again[RL_REDIS_KEY_MAX];
+    size_t len;
+
+    if (rlen > sizeof(again))
+        return 0;
+    len = decode_layout(prefix, alg, rkey, rlen, buf);
+    if (len == 0 || rl__redis_key(prefix, alg, buf, len, again) != rlen ||
+        memcmp(again, rkey, rlen) != 0)
+        return 0;
+    return len;
 }
 
 size_t

@@ -33,8 +33,10 @@ size_t rl__redis_key(const char *prefix, rl_algorithm alg, const char *key,
 
 /*
  * The user key of a Redis key that rl__redis_key wrote for (prefix, alg),
- * into buf (RL_KEY_MAX bytes); its length, or 0 when rkey is not such a
- * key.  rl__redis_key_match writes the SCAN MATCH pattern of every such
+ * into buf (RL_KEY_MAX bytes); its length, or 0 when rkey is not exactly
+ * what rl__redis_key writes for some user key (buf then undefined).
+ * prefix: at most 128 bytes, as the configuration allows.
+ * rl__redis_key_match writes the SCAN MATCH pattern of every such
  * key into buf (2 * strlen(prefix) + 8 bytes) and returns its length.
  */
 size_t rl__redis_key_decode(const char *prefix, rl_algorithm alg,

@@ -10,6 +10,8 @@
  * random sequence of operations is also played against a plain model of
  * the cache (an array of entries, linear search, a use stamp for LRU),
  * checking every answer, next_expiry and the counts after every step.
+ * Last, the Redis keys the warm-up reads back (src/keys.c): every key the
+ * encoder writes decodes to its user key, and no other is taken.
  */
 #include <check.h>
 #include <stdint.h>
@@ -30,6 +32,7 @@
 
 #include "check_main.h"
 #include "cache.h"
+#include "redis.h"
 #include "rl_private.h"
 
 #define NEVER INT64_MAX
@@ -1002,6 +1005,103 @@ END_TEST
 
 /* ---- the runner ---- */
 
+/* ---- the Redis keys the warm-up decodes (src/keys.c) ---- */
+
+#define KP "rl"
+
+/* rl__redis_key_decode of the NUL-terminated Redis key rkey, for KP and
+   the sliding window; buf holds the user key. */
+static size_t
+decode(const char *rkey, char *buf)
+{
+    return rl__redis_key_decode(KP, RL_SLIDING_WINDOW, rkey, strlen(rkey),
+                                buf);
+}
+
+/*
+ * Every key the encoder writes decodes back to its user key, for every
+ * algorithm: hash tags of every shape, bytes that are escaped, NUL bytes,
+ * the longest key.  The empty key (which no check can have) comes out as
+ * 0, which is also the answer for "not a key of ours".
+ */
+START_TEST(test_key_round_trip)
+{
+    static const struct { const char *k; size_t len; } keys[] = {
+        {"a", 1}, {"user:42", 7}, {"{user:42}:minute", 16}, {"{}", 2},
+        {"}{", 2}, {"{a}{b}", 6}, {"{a", 2}, {"a}", 2}, {"a b", 3},
+        {"%", 1}, {"%41", 3}, {"a:fw:b", 6}, {"\x00\x01\xff\x7f", 4},
+        {"{\x00}x", 4}, {"{ }", 3}, {"*?[\\]", 5},
+    };
+    static char rkey[RL_REDIS_KEY_MAX], buf[RL_KEY_MAX], longest[RL_KEY_MAX];
+    size_t i, n;
+    int alg;
+
+    memset(longest, 0xff, sizeof(longest));
+    longest[0] = '{';
+    longest[RL_KEY_MAX - 1] = '}';
+    for (alg = RL_SLIDING_WINDOW; alg <= RL_GCRA; alg++) {
+        for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+            n = rl__redis_key(KP, (rl_algorithm)alg, keys[i].k, keys[i].len,
+                              rkey);
+            memset(buf, 0x5a, sizeof(buf));
+            ck_assert_uint_eq(rl__redis_key_decode(KP, (rl_algorithm)alg,
+                                                   rkey, n, buf),
+                              keys[i].len);
+            ck_assert(memcmp(buf, keys[i].k, keys[i].len) == 0);
+        }
+        n = rl__redis_key(KP, (rl_algorithm)alg, longest, RL_KEY_MAX, rkey);
+        ck_assert_uint_eq(rl__redis_key_decode(KP, (rl_algorithm)alg, rkey,
+                                               n, buf), RL_KEY_MAX);
+        ck_assert(memcmp(buf, longest, RL_KEY_MAX) == 0);
+    }
+    n = rl__redis_key(KP, RL_SLIDING_WINDOW, "", 0, rkey);
+    ck_assert_uint_eq(rl__redis_key_decode(KP, RL_SLIDING_WINDOW, rkey, n,
+                                           buf), 0);
+}
+END_TEST
+
+/*
+ * Redis keys the encoder never writes are refused, even when they could
+ * be read as some user key: that user key's state lives under another
+ * Redis key, so the warm-up would peek at a key it did not find (or at
+ * one key twice).
+ */
+START_TEST(test_key_decode_refuses_non_canonical)
+{
+    static const char *const bad[] = {
+        KP ":sw:{%41}",         /* a plain byte escaped */
+        KP ":sw:{a%2fb}",       /* lowercase hex */
+        KP ":sw:{a b}",         /* a space not escaped */
+        KP ":sw:{\x7f}",        /* nor DEL */
+        KP ":sw:{\xc3\xa9}",    /* nor bytes past ASCII */
+        KP ":sw:{a%}",          /* an escape cut short */
+        KP ":sw:{a%4}",
+        KP ":sw:{a%4G}",
+        KP ":sw:{x}abc",        /* a tag that is not the key's own */
+        KP ":sw:{abc}abc",      /* a key without a tag, written with one */
+        KP ":sw:{%7Bt%7Dk}",    /* a key with a tag, written without */
+        KP ":sw:{}",            /* the empty key */
+        KP ":sw:{}x",
+        KP ":sw:{a",            /* no closing brace */
+        KP ":sw:a",             /* no opening brace */
+        KP ":fw:{a}",           /* another algorithm */
+        "other:sw:{a}",         /* another prefix */
+        KP ":sw:",
+        "",
+    };
+    char buf[RL_KEY_MAX];
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(decode(bad[i], buf) == 0, "accepted \"%s\"", bad[i]);
+    /* The canonical twins of some of the above are taken. */
+    ck_assert_uint_eq(decode(KP ":sw:{A}", buf), 1);
+    ck_assert_uint_eq(decode(KP ":sw:{a%20b}", buf), 3);
+    ck_assert_uint_eq(decode(KP ":sw:{t}%7Bt%7Dk", buf), 4);
+    ck_assert(memcmp(buf, "{t}k", 4) == 0);
+}
+END_TEST
+
 static Suite *
 cache_suite(void)
 {
@@ -1030,6 +1130,8 @@ cache_suite(void)
     tcase_add_test(tc, test_sweep_budget);
     tcase_add_test(tc, test_next_expiry);
     tcase_add_test(tc, test_hot_key);
+    tcase_add_test(tc, test_key_round_trip);
+    tcase_add_test(tc, test_key_decode_refuses_non_canonical);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     tcase_add_loop_test(rm, test_against_model, 0,
