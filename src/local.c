@@ -137,19 +137,22 @@ rl__local_reset(struct rl_limiter *rl, struct rl_req *req)
 /* ---- all-or-nothing groups ---- */
 
 /*
- * The group's states are copied out of the store (a store pointer lives
- * only until the next get), one copy per distinct key, decided together
- * by rl__algo_group, and written back only when the group was admitted.
+ * A store pointer lives only until the next get, and the get of one key of
+ * the group may drop another (a full store), so each distinct key's state
+ * is taken out of the store first: moved, not copied (the store keeps the
+ * fresh state, which owns nothing).  rl__algo_group makes the one copy the
+ * all-or-nothing rule needs, and the states go back charged when the group
+ * was admitted, untouched otherwise.
  */
 struct group_work {
-    rl_algo_state copy[RL_CHECK_ALL_MAX];
+    rl_algo_state held[RL_CHECK_ALL_MAX];
     rl_algo_state *st[RL_CHECK_ALL_MAX];
     int64_t max[RL_CHECK_ALL_MAX], window[RL_CHECK_ALL_MAX];
     int64_t cost[RL_CHECK_ALL_MAX];
     rl_decision d[RL_CHECK_ALL_MAX];
-    size_t first[RL_CHECK_ALL_MAX]; /* copy c: its key's first item */
+    size_t first[RL_CHECK_ALL_MAX]; /* held c: its key's first item */
     size_t last[RL_CHECK_ALL_MAX];  /* and last item (its expiry) */
-    size_t n_copies;
+    size_t n_held;
 };
 
 /* The index of the first item of g with item i's key. */
@@ -165,8 +168,10 @@ first_of_key(const struct rl_group *g, size_t i)
     return i;
 }
 
+/* Takes the state of each distinct key of g out of the store.  RL_OK or
+   RL_ERR_NOMEM (the states taken so far are w's, to put back). */
 static int
-copy_states(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
+take_states(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
             struct group_work *w)
 {
     const struct rl_item *it;
@@ -181,42 +186,50 @@ copy_states(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
         j = first_of_key(g, i);
         if (j < i) {
             w->st[i] = w->st[j];
-            w->last[w->st[j] - w->copy] = i;
+            w->last[w->st[j] - w->held] = i;
             continue;
         }
         live = rl__store_get(rl->store, rl->cfg.algorithm, it->key, it->len,
                              now);
-        if (live == NULL ||
-            rl__algo_state_copy(&w->copy[w->n_copies], live) != RL_OK)
+        if (live == NULL)
             return RL_ERR_NOMEM;
-        w->first[w->n_copies] = w->last[w->n_copies] = i;
-        w->st[i] = &w->copy[w->n_copies++];
+        w->held[w->n_held] = *live;
+        memset(live, 0, sizeof(*live));
+        w->first[w->n_held] = w->last[w->n_held] = i;
+        w->st[i] = &w->held[w->n_held++];
     }
     return RL_OK;
 }
 
-/* Moves the decided copies back into the store, each with the expiry
-   its key's last check set. */
+/*
+ * Moves the held states back into the store.  admitted: each gets the
+ * expiry its key's last check set; else each keeps the expiry it had.
+ */
 static void
-write_back(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
-           struct group_work *w)
+put_back(struct rl_limiter *rl, const struct rl_group *g, int64_t now,
+         struct group_work *w, bool admitted)
 {
     const struct rl_item *it;
     rl_algo_state *live;
     size_t c;
 
-    for (c = 0; c < w->n_copies; c++) {
+    for (c = 0; c < w->n_held; c++) {
         it = &g->items[w->first[c]];
         live = rl__store_get(rl->store, rl->cfg.algorithm, it->key, it->len,
                              now);
-        if (live == NULL)
-            continue; /* out of memory: that key's charge is lost */
+        if (live == NULL) {
+            rl__algo_state_clear(&w->held[c]); /* out of memory: lost */
+            continue;
+        }
         rl__algo_state_clear(live);
-        *live = w->copy[c];
-        memset(&w->copy[c], 0, sizeof(w->copy[c]));
-        rl__store_set_expiry(rl->store, live, w->d[w->last[c]].expire_at_ms);
+        *live = w->held[c];
+        if (admitted)
+            rl__store_set_expiry(rl->store, live,
+                                 w->d[w->last[c]].expire_at_ms);
     }
-    arm_sweep(rl);
+    w->n_held = 0;
+    if (admitted)
+        arm_sweep(rl);
 }
 
 int
@@ -228,15 +241,12 @@ rl__local_group(struct rl_limiter *rl, struct rl_group *g, int64_t now,
     size_t i;
     int rc;
 
-    w.n_copies = 0;
-    rc = copy_states(rl, g, now, &w);
+    w.n_held = 0;
+    rc = take_states(rl, g, now, &w);
     if (rc == RL_OK)
         rc = rl__algo_group(rl->cfg.algorithm, w.st, g->n, now, w.max,
                             w.window, w.cost, w.d, &admitted);
-    if (rc == RL_OK && admitted)
-        write_back(rl, g, now, &w);
-    for (i = 0; i < w.n_copies; i++)
-        rl__algo_state_clear(&w.copy[i]);
+    put_back(rl, g, now, &w, rc == RL_OK && admitted);
     if (rc != RL_OK)
         return rc;
     for (i = 0; i < g->n; i++)

@@ -3,7 +3,8 @@
  * loop, with the local backend: exact admissions, the fields of results,
  * reset, cost, callbacks exactly once and never synchronous, shutdown with
  * checks pending, rl_free from inside a callback, every bad input, the
- * bound on pending checks, the store's bound and sweep.
+ * bound on pending checks, the store's bound and sweep, and multi-limit
+ * checks (one state per key, expiry, a store smaller than the check).
  */
 #include <check.h>
 #include <stdlib.h>
@@ -470,6 +471,139 @@ START_TEST(sweep_drops_expired_keys_and_lets_the_loop_end)
 }
 END_TEST
 
+/* ---- multi-limit checks (rl_check_all_async) ---- */
+
+struct all_rec {
+    int calls;
+    bool sync;
+    size_t n;
+    rl_result r[8];
+};
+
+static void
+all_cb(const rl_result *res, size_t n, void *arg)
+{
+    struct all_rec *a = arg;
+    size_t i;
+
+    a->calls++;
+    a->sync = a->sync || th_in_submit;
+    a->n = n;
+    for (i = 0; i < n && i < 8; i++) {
+        a->r[i] = res[i];
+        a->r[i].key = NULL;
+    }
+}
+
+/* One multi-limit check of n limits, waited for: its results in *a. */
+static void
+check_all(rl_limiter *rl, const rl_request *lim, size_t n,
+          struct all_rec *a)
+{
+    memset(a, 0, sizeof(*a));
+    th_in_submit = true;
+    ck_assert_int_eq(rl_check_all_async(rl, lim, n, all_cb, a), RL_OK);
+    th_in_submit = false;
+    th_drain(base);
+    ck_assert_int_eq(a->calls, 1);
+    ck_assert(!a->sync);
+    ck_assert_uint_eq(a->n, n);
+}
+
+/*
+ * A key named twice in one check is one state, charged once per naming;
+ * a denied check charges none of its keys.  a (max 10) twice and b (max
+ * 2): two checks pass (a: 9 then 8, 7 then 6), the third is denied by b
+ * alone and a keeps its 6.
+ */
+START_TEST(check_all_one_state_per_key)
+{
+    rl_limiter *rl = new_local((rl_algorithm)_i);
+    rl_request lim[3] = {{"{g}a", 10, 60000, 1}, {"{g}b", 2, 60000, 1},
+                         {"{g}a", 10, 60000, 1}};
+    struct all_rec a;
+    int k;
+
+    for (k = 0; k < 2; k++) {
+        check_all(rl, lim, 3, &a);
+        ck_assert(a.r[0].allowed && a.r[1].allowed && a.r[2].allowed);
+        ck_assert_int_eq(a.r[0].source, RL_SOURCE_BACKEND);
+        ck_assert_int_eq(a.r[0].remaining, 9 - 2 * k);
+        ck_assert_int_eq(a.r[2].remaining, 8 - 2 * k);
+        ck_assert_int_eq(a.r[1].remaining, 1 - k);
+    }
+    check_all(rl, lim, 3, &a);
+    ck_assert(!a.r[0].allowed && !a.r[1].allowed && !a.r[2].allowed);
+    ck_assert_int_eq(a.r[0].retry_after_ms, 0);
+    ck_assert_int_gt(a.r[1].retry_after_ms, 0);
+    ck_assert_int_eq(a.r[0].remaining, 6);
+    ck_assert_int_eq(a.r[2].remaining, 6);
+    ck_assert_int_eq(burst(rl, "{g}a", 10, 10, 60000), 6);
+    ck_assert_int_eq(burst(rl, "{g}b", 3, 2, 60000), 0);
+    rl_free(rl);
+}
+END_TEST
+
+/*
+ * The keys of a multi-limit check expire as a single check's would,
+ * whether it passed or not: once the window is over the sweep drops them
+ * all.
+ */
+START_TEST(check_all_keys_expire)
+{
+    rl_config cfg;
+    rl_limiter *rl = NULL;
+    rl_request lim[2] = {{"x", 1, 1000, 1}, {"y", 2, 1000, 1}};
+    struct all_rec a;
+
+    th_local_config(&cfg, (rl_algorithm)_i, &now);
+    cfg.local.sweep_interval_ms = 20;
+    ck_assert_int_eq(rl_new(base, &cfg, &rl), RL_OK);
+    check_all(rl, lim, 2, &a);
+    ck_assert(a.r[0].allowed);
+    check_all(rl, lim, 2, &a);
+    ck_assert(!a.r[0].allowed);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_LOCAL_KEYS), 2);
+    now += 2000;
+    th_run_for(base, 100);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_LOCAL_KEYS), 0);
+    check_all(rl, lim, 2, &a);
+    ck_assert(a.r[0].allowed && a.r[1].allowed);
+    ck_assert_int_eq(a.r[1].remaining, 1);
+    rl_free(rl);
+}
+END_TEST
+
+/*
+ * More keys in one check than the store holds: each check still gets its
+ * one answer, the store keeps its bound, and under the sanitizers no
+ * state (nor sliding log) is leaked or freed twice.  Each key put back
+ * evicts another, so every check here starts fresh: p (max 2) passes
+ * each time.
+ */
+START_TEST(check_all_in_a_full_store)
+{
+    rl_config cfg;
+    rl_limiter *rl = NULL;
+    rl_request lim[3] = {{"p", 2, 1000, 1}, {"q", 5, 1000, 1},
+                         {"r", 5, 1000, 1}};
+    struct all_rec a;
+    int k;
+
+    th_local_config(&cfg, (rl_algorithm)_i, &now);
+    cfg.local.max_keys = 2;
+    ck_assert_int_eq(rl_new(base, &cfg, &rl), RL_OK);
+    for (k = 0; k < 4; k++) {
+        check_all(rl, lim, 3, &a);
+        ck_assert(a.r[0].allowed && a.r[1].allowed && a.r[2].allowed);
+        ck_assert_int_eq(a.r[0].remaining, 1);
+        ck_assert_int_eq(a.r[2].remaining, 4);
+        ck_assert_int_eq(rl_metric(rl, RL_METRIC_LOCAL_KEYS), 2);
+    }
+    rl_free(rl);
+}
+END_TEST
+
 static Suite *
 local_suite(void)
 {
@@ -494,6 +628,12 @@ local_suite(void)
     tcase_add_test(tc, submit_from_callback_does_not_recurse);
     tcase_add_test(tc, store_is_bounded);
     tcase_add_test(tc, sweep_drops_expired_keys_and_lets_the_loop_end);
+    tcase_add_loop_test(tc, check_all_one_state_per_key, RL_SLIDING_WINDOW,
+                        RL_GCRA + 1);
+    tcase_add_loop_test(tc, check_all_keys_expire, RL_SLIDING_WINDOW,
+                        RL_GCRA + 1);
+    tcase_add_loop_test(tc, check_all_in_a_full_store, RL_SLIDING_WINDOW,
+                        RL_GCRA + 1);
     suite_add_tcase(s, tc);
     return s;
 }
