@@ -64,14 +64,16 @@ group_alloc(struct rl_limiter *rl, const rl_request *reqs, size_t n)
     return g;
 }
 
-/* Whether item i is a check the limiter accepts. */
+/* Whether r is a check the limiter accepts, read as group_alloc copies
+   it (cost 0 is 1). */
 static bool
-item_valid(const struct rl_group *g, size_t i)
+request_valid(const struct rl_limiter *rl, const rl_request *r)
 {
-    const struct rl_item *it = &g->items[i];
+    size_t len = r->key != NULL ? strnlen(r->key, RL_KEY_MAX + 1) : 0;
 
-    return rl__validate_check(g->rl->cfg.algorithm, it->key, it->len,
-                              it->max, it->window, it->cost) == RL_OK;
+    return rl__validate_check(rl->cfg.algorithm, r->key, len,
+                              r->max_requests, r->window_ms,
+                              r->cost == 0 ? 1 : r->cost) == RL_OK;
 }
 
 int
@@ -83,6 +85,12 @@ rl__group_new(struct rl_limiter *rl, enum rl_grp_kind kind,
     struct rl_group *g;
 
     *out = NULL;
+    /* A bad call first: it can never pass, whatever the limiter's state,
+       and a caller told OVERLOAD or SHUTDOWN would retry it. */
+    if (kind != RL_GRP_BATCH)
+        for (i = 0; i < n; i++)
+            if (!request_valid(rl, &reqs[i]))
+                return RL_ERR_INVALID; /* all or nothing: the whole call */
     if (kind == RL_GRP_ALL || room > n)
         room = n; /* at most this many of its requests pending at once */
     if (rl->freeing)
@@ -94,15 +102,9 @@ rl__group_new(struct rl_limiter *rl, enum rl_grp_kind kind,
         return RL_ERR_NOMEM;
     g->kind = (uint8_t)kind;
     g->left = n;
-    for (i = 0; i < n; i++) {
-        if (item_valid(g, i))
-            continue;
-        if (kind != RL_GRP_BATCH) {
-            free(g);
-            return RL_ERR_INVALID; /* all or nothing: refuse the call */
-        }
-        g->items[i].invalid = true;
-    }
+    if (kind == RL_GRP_BATCH) /* a bad item is answered in its slot */
+        for (i = 0; i < n; i++)
+            g->items[i].invalid = !request_valid(rl, &reqs[i]);
     TAILQ_INSERT_TAIL(&rl->groups, g, link);
     *out = g;
     return RL_OK;

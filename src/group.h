@@ -45,10 +45,11 @@ struct rl_group {
 /*
  * A group of n items copied from reqs (keys included).  A batch marks an
  * item out of bounds to answer it RL_ERR_INVALID alone; the other kinds
- * refuse the call then.  RL_OK, RL_ERR_INVALID, RL_ERR_SHUTDOWN (rl_free
- * was called), RL_ERR_OVERLOAD (the requests it keeps pending at once
- * would pass max_pending) or RL_ERR_NOMEM.  The caller sets cb or wcb and
- * arg, then calls rl__group_start.
+ * refuse the call then.  RL_OK, or, the first that applies:
+ * RL_ERR_INVALID, RL_ERR_SHUTDOWN (rl_free was called), RL_ERR_OVERLOAD
+ * (the requests it keeps pending at once would pass max_pending),
+ * RL_ERR_NOMEM.  The caller sets cb or wcb and arg, then calls
+ * rl__group_start.
  */
 int rl__group_new(struct rl_limiter *rl, enum rl_grp_kind kind,
                   const rl_request *reqs, size_t n, struct rl_group **out);

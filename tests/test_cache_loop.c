@@ -6,7 +6,8 @@
  * bypass or drop it; the LRU bound holds under ten times more keys than
  * its size; the sweep drops expired entries; the warm-up by keys and by
  * patterns (SCAN) caches exactly the blocked keys and charges nothing,
- * and counts only what it cached (not a peek answered too late).
+ * counts only what it cached (not a peek answered too late), and is
+ * refused RL_ERR_INVALID with a bad key even when overloaded.
  */
 #include <check.h>
 #include <stdio.h>
@@ -422,6 +423,33 @@ START_TEST(warm_counts_only_what_it_cached)
 }
 END_TEST
 
+/* A warm-up with a bad key is RL_ERR_INVALID even when the limiter is
+   overloaded (max_pending 1, one check in flight), never OVERLOAD. */
+START_TEST(bad_warm_up_is_invalid_when_overloaded)
+{
+    rl_config cfg;
+    rl_limiter *rl = NULL;
+    rl_request keys[2] = {{"a", 3, 60000, 1}, {"", 3, 60000, 1}};
+    struct th_rec rec = {0};
+    struct warm w = {0};
+
+    th_redis_config(&cfg, RL_SLIDING_WINDOW, srv->host, srv->port, &now);
+    cfg.cache.enabled = true;
+    cfg.max_pending = 1;
+    ck_assert_int_eq(rl_new(base, &cfg, &rl), RL_OK);
+    ck_assert_int_eq(rl_check_async(rl, "k", 3, 60000, th_check_cb, &rec),
+                     RL_OK);
+    ck_assert_int_eq(rl_cache_warm_async(rl, keys, 1, warm_cb, &w),
+                     RL_ERR_OVERLOAD);
+    ck_assert_int_eq(rl_cache_warm_async(rl, keys, 2, warm_cb, &w),
+                     RL_ERR_INVALID);
+    ck_assert(th_wait_for(base, &rec.calls, 1, 5000));
+    th_run_for(base, 20);
+    ck_assert_int_eq(w.calls, 0);
+    rl_free(rl);
+}
+END_TEST
+
 /* rl_free while a pattern warm-up walks: its callback runs once. */
 START_TEST(free_during_a_warm_up)
 {
@@ -459,6 +487,7 @@ cache_loop_suite(void)
     tcase_add_test(tc, warm_by_keys_caches_exactly_the_blocked);
     tcase_add_test(tc, warm_by_pattern_walks_with_scan);
     tcase_add_test(tc, warm_counts_only_what_it_cached);
+    tcase_add_test(tc, bad_warm_up_is_invalid_when_overloaded);
     tcase_add_test(tc, free_during_a_warm_up);
     suite_add_tcase(s, tc);
     return s;

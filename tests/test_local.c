@@ -2,9 +2,10 @@
  * test_local.c: the request path through the public API on a real event
  * loop, with the local backend: exact admissions, the fields of results,
  * reset, cost, callbacks exactly once and never synchronous, shutdown with
- * checks pending, rl_free from inside a callback, every bad input, the
- * bound on pending checks, the store's bound and sweep, and multi-limit
- * checks (one state per key, expiry, a store smaller than the check).
+ * checks pending, rl_free from inside a callback, every bad input (refused
+ * as such even when overloaded or shutting down), the bound on pending
+ * checks, the store's bound and sweep, and multi-limit checks (one state
+ * per key, expiry, a store smaller than the check).
  */
 #include <check.h>
 #include <stdlib.h>
@@ -320,6 +321,107 @@ START_TEST(overload_refuses_past_max_pending)
 }
 END_TEST
 
+/* rl_check_all_async with a bad item (or a bad call) of the kinds the
+   tests below make: an empty key, a window of 0, cost over max. */
+static const rl_request bad_all[3][2] = {
+    {{"a", 5, 1000, 1}, {"", 5, 1000, 1}},
+    {{"a", 5, 1000, 1}, {"b", 5, 0, 1}},
+    {{"a", 5, 1000, 6}, {"b", 5, 1000, 1}},
+};
+
+static void
+never_cb(const rl_result *res, size_t n, void *arg)
+{
+    (void)res;
+    (void)n;
+    (*(int *)arg)++;
+}
+
+/* Every kind of bad call on rl: each refused RL_ERR_INVALID; how many
+   were not. */
+static int
+bad_calls(rl_limiter *rl, int *calls)
+{
+    rl_request ok = {"a", 5, 1000, 1};
+    int i, wrong = 0;
+
+    for (i = 0; i < 3; i++)
+        wrong += rl_check_all_async(rl, bad_all[i], 2, never_cb, calls) !=
+                 RL_ERR_INVALID;
+    wrong += rl_check_all_async(rl, NULL, 1, never_cb, calls) !=
+             RL_ERR_INVALID;
+    wrong += rl_check_all_async(rl, &ok, 0, never_cb, calls) !=
+             RL_ERR_INVALID;
+    wrong += rl_check_all_async(rl, &ok, 1, NULL, calls) != RL_ERR_INVALID;
+    wrong += rl_batch_async(rl, NULL, 1, never_cb, calls) != RL_ERR_INVALID;
+    wrong += rl_check_async(rl, "", 5, 1000, th_check_cb, NULL) !=
+             RL_ERR_INVALID;
+    wrong += rl_check_cost_async(rl, "a", 5, 1000, 6, th_check_cb, NULL) !=
+             RL_ERR_INVALID;
+    wrong += rl_reset_async(rl, "", th_done_cb, NULL) != RL_ERR_INVALID;
+    return wrong;
+}
+
+/*
+ * A bad call is RL_ERR_INVALID however busy the limiter is, never
+ * RL_ERR_OVERLOAD: the caller must learn that the call can never pass,
+ * not retry it.  max_pending 1, one check pending.  A batch with a bad
+ * item is a good call (the item is answered in its slot): overloaded.
+ */
+START_TEST(bad_call_is_invalid_when_overloaded)
+{
+    rl_config cfg;
+    rl_limiter *rl = NULL;
+    struct th_rec pending = {0};
+    rl_request ok = {"a", 5, 1000, 1};
+    int calls = 0;
+
+    th_local_config(&cfg, RL_FIXED_WINDOW, &now);
+    cfg.max_pending = 1;
+    ck_assert_int_eq(rl_new(base, &cfg, &rl), RL_OK);
+    ck_assert_int_eq(check(rl, "k", 5, 1000, 1, &pending), RL_OK);
+    ck_assert_int_eq(rl_check_all_async(rl, &ok, 1, never_cb, &calls),
+                     RL_ERR_OVERLOAD);
+    ck_assert_int_eq(bad_calls(rl, &calls), 0);
+    ck_assert_int_eq(rl_batch_async(rl, bad_all[0], 2, never_cb, &calls),
+                     RL_ERR_OVERLOAD);
+    ck_assert_int_eq(rl_metric(rl, RL_METRIC_PENDING), 1);
+    th_drain(base);
+    ck_assert_int_eq(pending.calls, 1);
+    ck_assert_int_eq(calls, 0);
+    rl_free(rl);
+}
+END_TEST
+
+struct bad_in_cb {
+    rl_limiter *rl;
+    int calls;      /* never_cb's */
+    int wrong;      /* bad calls not refused RL_ERR_INVALID */
+};
+
+static void
+free_then_bad_cb(const rl_result *r, void *arg)
+{
+    struct bad_in_cb *b = arg;
+
+    (void)r;
+    rl_free(b->rl);
+    b->wrong = bad_calls(b->rl, &b->calls);
+}
+
+/* Nor RL_ERR_SHUTDOWN: a bad call inside a callback after rl_free. */
+START_TEST(bad_call_is_invalid_when_shutting_down)
+{
+    struct bad_in_cb b = {new_local(RL_FIXED_WINDOW), 0, -1};
+
+    ck_assert_int_eq(rl_check_async(b.rl, "k", 5, 1000, free_then_bad_cb,
+                                    &b), RL_OK);
+    th_drain(base);
+    ck_assert_int_eq(b.wrong, 0);
+    ck_assert_int_eq(b.calls, 0);
+}
+END_TEST
+
 START_TEST(free_completes_pending_with_shutdown)
 {
     rl_limiter *rl = new_local(RL_FIXED_WINDOW);
@@ -623,6 +725,8 @@ local_suite(void)
     tcase_add_test(tc, bad_input_is_refused_silently);
     tcase_add_test(tc, rl_new_refuses_bad_arguments);
     tcase_add_test(tc, overload_refuses_past_max_pending);
+    tcase_add_test(tc, bad_call_is_invalid_when_overloaded);
+    tcase_add_test(tc, bad_call_is_invalid_when_shutting_down);
     tcase_add_test(tc, free_completes_pending_with_shutdown);
     tcase_add_test(tc, free_inside_a_callback);
     tcase_add_test(tc, submit_from_callback_does_not_recurse);
