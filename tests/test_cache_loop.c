@@ -399,7 +399,7 @@ START_TEST(warm_counts_only_what_it_cached)
     rl_config cfg;
     rl_limiter *rl = NULL;
     rl_request key = {NULL, 1, 300, 1};
-    char name[16];
+    char name[24];
     struct warm w;
     rl_result r;
     int tries = 0;

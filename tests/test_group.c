@@ -143,7 +143,7 @@ START_TEST(batch_results_in_order_with_a_bad_item)
     rl_limiter *rl = new_limiter(RL_FIXED_WINDOW, _i == 1);
     static struct brec b;
     rl_request reqs[10];
-    char keys[10][16];
+    char keys[10][24];
     int i;
 
     memset(&b, 0, sizeof(b));
@@ -187,7 +187,7 @@ START_TEST(batch_goes_in_chunks_of_batch_size)
     rl_limiter *rl = NULL;
     static struct brec b;
     static rl_request reqs[1000];
-    static char keys[10][16];
+    static char keys[10][24];
     int i, allowed = 0;
 
     memset(&b, 0, sizeof(b));
