@@ -21,7 +21,9 @@
 # call by (docs/redis.md, section 6).
 #
 # Knobs (environment): RCPU_CHECKS (100000), RCPU_KEYS (20000),
-# RCPU_ALGOS (all five).  Needs valgrind (callgrind_control and
+# RCPU_ALGOS (all five), RCPU_KEEP (a directory: each algorithm's
+# callgrind output is copied there, <algo>.cg.out, for callgrind_annotate
+# --inclusive=yes).  Needs valgrind (callgrind_control and
 # callgrind_annotate), redis-server and redis-cli.  Takes about a minute
 # per algorithm.
 set -eu
@@ -75,6 +77,10 @@ for algo in $algos; do
     rcli shutdown nosave >/dev/null 2>&1 || true
     wait "$pid" 2>/dev/null || true
     pid=
+    if [ -n "${RCPU_KEEP:-}" ]; then
+        mkdir -p "$RCPU_KEEP"
+        cp "$tmp/$algo.cg.out" "$RCPU_KEEP/$algo.cg.out"
+    fi
     ir=$(callgrind_annotate "$tmp/$algo.cg.out" 2>/dev/null |
          sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
     # rl-bench's CSV line: column 15 counts the answers not Redis's.
