@@ -55,8 +55,8 @@ local vals = read_all()
 -- checks but its last in mode ''.
 local ST = {}
 
--- Each key's last check in mode '', and the limit the call shares, if
--- any (common.lua).
+-- Each key's last check in mode '' (in 'U', uniq: every check is), and
+-- the limit the call shares, if any (common.lua).
 local final = last_checks()
 local max, w, cost = shared_limit()
 
@@ -68,7 +68,7 @@ local max, w, cost = shared_limit()
 while from do
     for i = from, to do
         local key = KEYS[i]
-        local j, v = last[key], vals[i]
+        local j, v = not uniq and last[key], vals[i]
         local v0, v1, sw, same, exp0 = false, nil, nil, true, false
         if j then
             j = 6 * j
@@ -128,7 +128,7 @@ while from do
             allowed, remaining, reset, retry
         local win = s == v0 and w == sw
         same = same and win and count == v1
-        if final and final[key] == i then
+        if uniq or final and final[key] == i then
             if timed and same then
                 -- nothing to write
             elseif timed and win and t + reset == exp0 then

@@ -96,8 +96,8 @@ local vals = read_all()
 -- them with a mode, a key's checks but its last in mode ''.
 local ST = {}
 
--- Each key's last check in mode '', and the limit the call shares, if
--- any (common.lua).
+-- Each key's last check in mode '' (in 'U', uniq: every check is), and
+-- the limit the call shares, if any (common.lua).
 local final = last_checks()
 local max, w, cost = shared_limit()
 
@@ -109,7 +109,7 @@ local max, w, cost = shared_limit()
 while from do
     for i = from, to do
         local key = KEYS[i]
-        local j, v = last[key], vals[i]
+        local j, v = not uniq and last[key], vals[i]
         local v0, v1, smax, same = false, nil, nil, true
         if j then
             j = 5 * j
@@ -130,7 +130,7 @@ while from do
         out[o - 3], out[o - 2], out[o - 1], out[o] =
             allowed, rem, reset, retry
         same = same and T == v0 and F == v1 and max == smax
-        if final and final[key] == i then
+        if uniq or final and final[key] == i then
             if not (timed and same) then
                 call('SET', key, format('%d:%d:%d', T, F, max), 'PX',
                     format('%d', expire_at - now + buffer))

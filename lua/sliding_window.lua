@@ -120,8 +120,8 @@ local vals = read_all()
 -- key's checks but its last in mode ''.
 local ST = {}
 
--- Each key's last check in mode '', and the limit the call shares, if
--- any (common.lua).
+-- Each key's last check in mode '' (in 'U', uniq: every check is), and
+-- the limit the call shares, if any (common.lua).
 local final = last_checks()
 local max, w, cost = shared_limit()
 
@@ -136,7 +136,7 @@ local max, w, cost = shared_limit()
 while from do
     for i = from, to do
         local key = KEYS[i]
-        local j, v = last[key], vals[i]
+        local j, v = not uniq and last[key], vals[i]
         local v0, v1, v2, sw, same, exp0 = false, nil, nil, nil, true, false
         if j then
             j = 7 * j
@@ -167,7 +167,7 @@ while from do
             allowed, remaining, reset, retry
         local win = s == v0 and w == sw and prev == v1
         same = same and win and cur == v2
-        if final and final[key] == i then
+        if uniq or final and final[key] == i then
             if timed and same then
                 -- nothing to write
             elseif timed and win and expire_at == exp0 then

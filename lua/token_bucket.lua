@@ -99,8 +99,8 @@ local vals = read_all()
 -- needs: all of them with a mode, a key's checks but its last in mode ''.
 local ST = {}
 
--- Each key's last check in mode '', and the limit the call shares, if
--- any (common.lua).
+-- Each key's last check in mode '' (in 'U', uniq: every check is), and
+-- the limit the call shares, if any (common.lua).
 local final = last_checks()
 local max, w, cost = shared_limit()
 
@@ -112,7 +112,7 @@ local max, w, cost = shared_limit()
 while from do
     for i = from, to do
         local key = KEYS[i]
-        local j, v = last[key], vals[i]
+        local j, v = not uniq and last[key], vals[i]
         local v0, v1, v2, smax, sw, same = false, nil, nil, nil, nil, true
         if j then
             j = 7 * j
@@ -138,7 +138,7 @@ while from do
             allowed, remaining, reset, retry
         same = same and tokens == v0 and t == v1 and acc == v2 and
             max == smax and w == sw
-        if final and final[key] == i then
+        if uniq or final and final[key] == i then
             if not (timed and same) then
                 call('SET', key, format('%d:%d:%d:%d:%d', tokens, t, acc,
                     max, w), 'PX', format('%d', expire_at - now + buffer))

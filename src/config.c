@@ -37,7 +37,6 @@
 #define INSTANCE_ID_MAX 128
 #define DURATION_MAX RL_WINDOW_MS_MAX
 #define COUNT_MAX 1000000000LL
-#define BATCH_MAX_MAX 1000
 #define NODE_MAX 300 /* bytes of one cluster entry: [v6 or name]:port */
 #define SHOW_MAX 64  /* bytes of a value shown in a log line */
 
@@ -193,7 +192,7 @@ static const struct range ranges[] = {
     R(batch.concurrency, "BATCH_CONCURRENCY", T_I64, 1, COUNT_MAX),
     R(batch.size, "BATCH_SIZE", T_I64, 1, COUNT_MAX),
     R(batch.timeout_ms, "BATCH_TIMEOUT", T_I64, 1, DURATION_MAX),
-    R(batch.max, "BATCH_MAX", T_I64, 1, BATCH_MAX_MAX),
+    R(batch.max, "BATCH_MAX", T_I64, 1, RL_BATCH_MAX_MAX),
     R(pipeline_depth, "REDIS_PIPELINE_DEPTH", T_I64, 0, COUNT_MAX),
     R(local.max_keys, "RATE_LIMIT_LOCAL_MAX_KEYS", T_I64, 1, COUNT_MAX),
     R(local.sweep_interval_ms, "RATE_LIMIT_LOCAL_SWEEP_INTERVAL", T_I64, 1,

@@ -49,6 +49,9 @@ enum rl_req_state {
 
 #define RL_REQ_INLINE_KEY 48
 
+/* The largest batch.max (BATCH_MAX) accepted. */
+#define RL_BATCH_MAX_MAX 1000
+
 /* rl_req.mark: where a batch's chunk starts and ends (pipeline.c starts
    a new command at a START and ends it after an END). */
 #define RL_MARK_START 1

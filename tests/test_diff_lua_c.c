@@ -610,7 +610,7 @@ START_TEST(single_checks)
     for (i = 0; i < 4000; i++) {
         advance(d);
         draw_check(d, draw_key(), &ck);
-        run_batch(d, &ck, 1, NULL);
+        run_batch(d, &ck, 1, i % 2 ? "U" : NULL);
     }
     require_mixed(d);
     require_states(d);
@@ -618,22 +618,44 @@ START_TEST(single_checks)
 }
 END_TEST
 
+/* Whether key is one of the first n checks' keys. */
+static bool
+key_among(const struct check *cks, int n, int key)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (cks[i].key == key)
+            return true;
+    return false;
+}
+
 /*
  * Batches of 1 to 64 checks at one time, keys often repeated; every third
  * batch gives all its checks one limit and goes with one triple for all.
+ * Every fourth has no key twice and goes in mode 'U', as the client sends
+ * such a batch (src/pipeline.c, keys_distinct).
  */
 START_TEST(batches)
 {
     struct diff *d = diff_new((rl_algorithm)_i, 0xd1ff0100 + _i);
     struct check cks[BATCH_MAX];
-    int b, i, n, key, shared = 0;
+    int b, i, n, key, shared = 0, uniq = 0;
+    bool distinct;
 
     for (b = 0; b < 240; b++) {
         advance(d);
         n = (int)uniform(1, BATCH_MAX);
+        distinct = b % 4 == 1;
         for (i = 0; i < n; i++) {
-            key = i > 0 && chance(35) ? cks[uniform(0, i - 1)].key
-                                      : draw_key();
+            if (distinct) {
+                do
+                    key = draw_key();
+                while (key_among(cks, i, key));
+            } else {
+                key = i > 0 && chance(35) ? cks[uniform(0, i - 1)].key
+                                          : draw_key();
+            }
             draw_check(d, key, &cks[i]);
             if (b % 3 == 0 && i > 0) {
                 cks[i].max = cks[0].max;
@@ -642,9 +664,11 @@ START_TEST(batches)
             }
         }
         shared += b % 3 == 0 && n > 1;
-        run_batch(d, cks, n, b % 3 == 0 ? "" : NULL);
+        uniq += distinct && n > 1;
+        run_batch(d, cks, n, distinct ? "U" : b % 3 == 0 ? "" : NULL);
     }
     ck_assert_int_ge(shared, 60);
+    ck_assert_int_ge(uniq, 50);
     require_mixed(d);
     require_states(d);
     diff_free(d);
@@ -725,7 +749,8 @@ timed_send(struct diff *d, struct timed_run *tr, const struct check *cks,
     tr->n[b] = n;
     tr->before[b] = server_ms(d);
     tr->t0 = mono_ms();
-    tr->r[b] = evalsha(d, cks, n, "", NULL);
+    /* One check goes as the client sends it: mode 'U'. */
+    tr->r[b] = evalsha(d, cks, n, "", n == 1 ? "U" : NULL);
     tr->after[b] = server_ms(d);
 }
 
@@ -1311,7 +1336,7 @@ START_TEST(peek_writes_nothing)
 END_TEST
 
 /*
- * A mode that is not '', 'P' or group lengths summing to n (digits,
+ * A mode that is not '', 'U', 'P' or group lengths summing to n (digits,
  * each >= 1) is an error reply, and nothing is written; well-formed ones
  * run.
  */
@@ -1321,6 +1346,7 @@ START_TEST(bad_mode)
         "0", "2", "4", "1,1", "1,1,2", "0,3", "3,0", "1,,2", ",3", "3,",
         ",", "a", "p", "PP", "P,3", "3P", "1.5,1.5", "-1,4", "+3", " 3",
         "3 ", "1;2", "0x3", "1e0,2", "2,1,0", "99999999999999999999",
+        "u", "UU", "U,3", "3U", "PU",
     };
     static const char *const good[] = { "3", "1,2", "2,1", "1,1,1", "03" };
     struct diff *d = diff_new((rl_algorithm)_i, 0xd1ff0700 + _i);

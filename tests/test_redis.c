@@ -187,6 +187,90 @@ START_TEST(a_burst_costs_at_most_n_over_8_commands)
 }
 END_TEST
 
+/* The last argument of the next EVALSHA a MONITOR connection shows
+   (quoted, as MONITOR prints it), into mode; false on a timeout. */
+static bool
+next_evalsha_mode(redisContext *mon, char *mode, size_t size)
+{
+    redisReply *r;
+    const char *end, *start;
+    bool found = false;
+
+    while (!found) {
+        if (redisGetReply(mon, (void **)&r) != REDIS_OK)
+            return false;
+        /* The client's command, not the scripts' own calls ("lua"). */
+        if (r->type == REDIS_REPLY_STATUS && strstr(r->str, "\"EVALSHA\"") &&
+            !strstr(r->str, " lua]")) {
+            end = r->str + r->len;
+            start = end - 2;
+            while (start > r->str && *start != '"')
+                start--;
+            snprintf(mode, size, "%.*s", (int)(end - start), start);
+            found = true;
+        }
+        freeReplyObject(r);
+    }
+    return true;
+}
+
+/*
+ * The mode each batch goes in, as Redis sees it: "U" when no key comes
+ * twice (the scripts then build no map of each key's last check), ""
+ * when one does, wherever its second check stands; a batch of one goes
+ * "U"; and each check still gets what it would alone.
+ */
+START_TEST(distinct_keys_go_in_mode_u)
+{
+    static const struct {
+        int n, dup_of, dup_at; /* check dup_at repeats dup_of's key */
+        const char *mode;
+    } b[] = {
+        {1, -1, -1, "\"U\""}, {10, -1, -1, "\"U\""},
+        {64, -1, -1, "\"U\""}, {10, 0, 9, "\"\""}, {10, 3, 4, "\"\""},
+        {64, 62, 63, "\"\""}, {2, 0, 1, "\"\""},
+    };
+    rl_limiter *rl = new_redis(RL_FIXED_WINDOW, true);
+    struct tally t = {0};
+    redisContext *mon;
+    redisReply *r;
+    char key[32], mode[16];
+    size_t k;
+    int i, target = 1, want_allowed = 1;
+
+    burst(rl, "warm", 1, 10, 1000, &t); /* connected, script loaded */
+    mon = fx_redis_connect(srv, 5000);
+    ck_assert_ptr_nonnull(mon);
+    r = redisCommand(mon, "MONITOR");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->str, "OK");
+    freeReplyObject(r);
+    for (k = 0; k < sizeof(b) / sizeof(b[0]); k++) {
+        th_in_submit = true;
+        for (i = 0; i < b[k].n; i++) {
+            snprintf(key, sizeof(key), "m%zu-%d", k,
+                     i == b[k].dup_at ? b[k].dup_of : i);
+            ck_assert_int_eq(rl_check_async(rl, key, 1, 60000, tally_cb,
+                                            &t), RL_OK);
+        }
+        th_in_submit = false;
+        target += b[k].n;
+        /* max 1: the repeated key's second check is denied. */
+        want_allowed += b[k].n - (b[k].dup_at >= 0);
+        ck_assert(th_wait_for(base, &t.calls, target, 5000));
+        ck_assert(next_evalsha_mode(mon, mode, sizeof(mode)));
+        ck_assert_msg(strcmp(mode, b[k].mode) == 0,
+                      "batch %zu went in mode %s, not %s", k, mode,
+                      b[k].mode);
+    }
+    ck_assert_int_eq(t.calls, target);
+    ck_assert_int_eq(t.allowed, want_allowed);
+    ck_assert_int_eq(t.by_source[RL_SOURCE_BACKEND], target);
+    redisFree(mon);
+    rl_free(rl);
+}
+END_TEST
+
 /*
  * Submits n checks on distinct keys in one tick and runs that tick (the
  * flush), leaving their callbacks for later.
@@ -531,6 +615,7 @@ redis_suite(void)
     tcase_add_test(tc, redis_time_decides);
     tcase_add_test(tc, fields_of_a_denial);
     tcase_add_test(tc, a_burst_costs_at_most_n_over_8_commands);
+    tcase_add_test(tc, distinct_keys_go_in_mode_u);
     tcase_add_loop_test(tc, pipeline_depth_holds_a_partial_batch, 0, 2);
     tcase_add_test(tc, script_flush_in_the_middle_of_traffic);
     tcase_add_loop_test(tc, every_key_has_the_prefix_and_an_expiry,
