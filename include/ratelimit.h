@@ -446,7 +446,8 @@ typedef void (*rl_warm_cb)(int status, size_t cached, void *arg);
  * from Redis without charging them, and caches those a check of that cost
  * would be denied now.  cb runs once, from the loop.  Returns RL_OK, or,
  * with no callback: RL_ERR_INVALID (no cache, bad arguments or item),
- * RL_ERR_SHUTDOWN, RL_ERR_NOMEM.
+ * RL_ERR_SHUTDOWN, RL_ERR_OVERLOAD (the peeks in flight would pass
+ * max_pending), RL_ERR_NOMEM.
  */
 RL_EXTERN int rl_cache_warm_async(rl_limiter *rl, const rl_request *keys,
                                   size_t n, rl_warm_cb cb, void *arg);
