@@ -129,14 +129,14 @@ while from do
         local win = s == v0 and w == sw
         same = same and win and count == v1
         if uniq or final and final[key] == i then
-            if timed and same then
-                -- nothing to write
-            elseif timed and win and t + reset == exp0 then
-                call('SETRANGE', key, '0',
-                    str[s] .. ':' .. str[count] .. ':' .. str[w])
-            else
-                call('SET', key, str[s] .. ':' .. str[count] .. ':' .. str[w],
-                    'PX', str[t + reset - now + buffer])
+            if not (timed and same) then -- else nothing to write
+                local value = str[s] .. ':' .. str[count] .. ':' .. str[w]
+                if timed and win and t + reset == exp0 then
+                    call('SETRANGE', key, '0', value)
+                else
+                    call('SET', key, value, 'PX',
+                        str[t + reset - now + buffer])
+                end
             end
         else
             last[key] = i
@@ -155,14 +155,14 @@ end
 -- whether the window is the stored one, and these calls are rare).
 for i = 1, mode and writes and #KEYS or 0 do
     local c = 6 * i
-    if last[KEYS[i]] ~= i or (timed and ST[c - 1]) then
-        -- nothing to write
-    elseif timed and ST[c - 2] == ST[c] then
-        call('SET', KEYS[i], str[ST[c - 5]] .. ':' .. str[ST[c - 4]] .. ':'
-            .. str[ST[c - 3]], 'KEEPTTL')
-    else
-        call('SET', KEYS[i], str[ST[c - 5]] .. ':' .. str[ST[c - 4]] .. ':'
-            .. str[ST[c - 3]], 'PX', str[ST[c - 2] - now + buffer])
+    if last[KEYS[i]] == i and not (timed and ST[c - 1]) then
+        local value = str[ST[c - 5]] .. ':' .. str[ST[c - 4]] .. ':'
+            .. str[ST[c - 3]]
+        if timed and ST[c - 2] == ST[c] then
+            call('SET', KEYS[i], value, 'KEEPTTL')
+        else
+            call('SET', KEYS[i], value, 'PX', str[ST[c - 2] - now + buffer])
+        end
     end
 end
 return reply

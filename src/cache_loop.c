@@ -103,7 +103,7 @@ rl__cache_answer(struct rl_limiter *rl, struct rl_req *req)
     return true;
 }
 
-bool
+void
 rl__cache_learn(struct rl_req *req)
 {
     struct rl_limiter *rl = req->rl;
@@ -112,27 +112,26 @@ rl__cache_learn(struct rl_req *req)
 
     if (r->allowed) {
         rl__cache_del(rl->cache, req->key, req->keylen);
-        return false;
+        return;
     }
     if (r->retry_after_ms <= 0)
-        return false; /* a multi-limit check denied by another limit */
+        return; /* a multi-limit check denied by another limit */
     base = submit_ms(rl, req);
     now = rl__steady_ms(rl);
     until = base + r->retry_after_ms;
     if (until > now + rl->cfg.cache.default_ttl_ms)
         until = now + rl->cfg.cache.default_ttl_ms;
     if (until <= now)
-        return false; /* the answer came too late to be worth keeping */
+        return; /* the answer came too late to be worth keeping */
     reset = base + (r->reset_ms > r->retry_after_ms ? r->reset_ms
                                                    : r->retry_after_ms);
     if (rl__cache_put(rl->cache, req->key, req->keylen, req->max,
                       req->window, req->cost, until, reset) != RL_OK)
-        return false;
+        return;
     arm_sweep(rl);
     /* A warm-up reports what it added: counted here, where it is known. */
     if (req->grp != NULL && req->grp->kind == RL_GRP_WARM)
         req->grp->cached++;
-    return true;
 }
 
 void

@@ -16,12 +16,11 @@ void rl__cache_destroy(struct rl_limiter *rl);
    and true returned; else false (the backend decides it). */
 bool rl__cache_answer(struct rl_limiter *rl, struct rl_req *req);
 /* The backend decided req (status RL_OK): a denial is remembered until
-   the check could pass, an admission forgets the key.  Returns whether
-   an entry was stored: not for an admission, a denial by another limit
-   of a multi-limit check, an answer that came after the moment it could
-   pass, or no memory.  A warm-up's peek counts in its group's `cached`
-   only when stored. */
-bool rl__cache_learn(struct rl_req *req);
+   the check could pass, an admission forgets the key.  A warm-up's peek
+   counts in its group's `cached` only when an entry was stored: not for
+   an admission, a denial by another limit of a multi-limit check, an
+   answer that came after the moment it could pass, or no memory. */
+void rl__cache_learn(struct rl_req *req);
 /* Forgets key (a reset). */
 void rl__cache_forget(struct rl_limiter *rl, const char *key, size_t keylen);
 

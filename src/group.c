@@ -28,6 +28,20 @@
 
 /* ---- creation ---- */
 
+/* An item's key length and cost as a group keeps them: a NULL key is
+   empty (validation refuses it), a cost of 0 is 1. */
+static size_t
+req_keylen(const rl_request *r)
+{
+    return r->key != NULL ? strnlen(r->key, RL_KEY_MAX + 1) : 0;
+}
+
+static int64_t
+req_cost(const rl_request *r)
+{
+    return r->cost == 0 ? 1 : r->cost;
+}
+
 /* One allocation: the group, its items, results, requests and keys. */
 static struct rl_group *
 group_alloc(struct rl_limiter *rl, const rl_request *reqs, size_t n)
@@ -37,7 +51,7 @@ group_alloc(struct rl_limiter *rl, const rl_request *reqs, size_t n)
     char *p;
 
     for (i = 0; i < n; i++)
-        keys += (reqs[i].key ? strnlen(reqs[i].key, RL_KEY_MAX + 1) : 0) + 1;
+        keys += req_keylen(&reqs[i]) + 1;
     sz = sizeof(*g) + n * (sizeof(g->items[0]) + sizeof(g->res[0]) +
                            sizeof(g->reqs[0])) + keys;
     g = calloc(1, sz);
@@ -51,29 +65,26 @@ group_alloc(struct rl_limiter *rl, const rl_request *reqs, size_t n)
     p = (char *)(g->reqs + n);
     for (i = 0; i < n; i++) {
         g->items[i].key = p;
-        if (reqs[i].key != NULL) {
-            g->items[i].len = strnlen(reqs[i].key, RL_KEY_MAX + 1);
+        g->items[i].len = req_keylen(&reqs[i]);
+        if (reqs[i].key != NULL)
             memcpy(p, reqs[i].key, g->items[i].len);
-        }
         p[g->items[i].len] = '\0';
         p += g->items[i].len + 1;
         g->items[i].max = reqs[i].max_requests;
         g->items[i].window = reqs[i].window_ms;
-        g->items[i].cost = reqs[i].cost == 0 ? 1 : reqs[i].cost;
+        g->items[i].cost = req_cost(&reqs[i]);
     }
     return g;
 }
 
 /* Whether r is a check the limiter accepts, read as group_alloc copies
-   it (cost 0 is 1). */
+   it. */
 static bool
 request_valid(const struct rl_limiter *rl, const rl_request *r)
 {
-    size_t len = r->key != NULL ? strnlen(r->key, RL_KEY_MAX + 1) : 0;
-
-    return rl__validate_check(rl->cfg.algorithm, r->key, len,
+    return rl__validate_check(rl->cfg.algorithm, r->key, req_keylen(r),
                               r->max_requests, r->window_ms,
-                              r->cost == 0 ? 1 : r->cost) == RL_OK;
+                              req_cost(r)) == RL_OK;
 }
 
 int

@@ -120,7 +120,6 @@ rl__metrics_record(struct rl_limiter *rl, const struct rl_req *req)
 
 /* ---- reading (metrics.c) ---- */
 
-
 /* The window's rates at now_ms (the slots are rotated to it first). */
 void rl__metrics_rates(struct rl_limiter *rl, int64_t now_ms,
                        rl_rates *out);
