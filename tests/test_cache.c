@@ -1003,8 +1003,6 @@ START_TEST(test_against_model)
 }
 END_TEST
 
-/* ---- the runner ---- */
-
 /* ---- the Redis keys the warm-up decodes (src/keys.c) ---- */
 
 #define KP "rl"
@@ -1101,6 +1099,8 @@ START_TEST(test_key_decode_refuses_non_canonical)
     ck_assert(memcmp(buf, "{t}k", 4) == 0);
 }
 END_TEST
+
+/* ---- the runner ---- */
 
 static Suite *
 cache_suite(void)

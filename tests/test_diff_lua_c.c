@@ -335,7 +335,7 @@ send_checks(struct diff *d, const struct check *cks, int n,
     const char *argv[6 + 4 * BATCH_MAX];
     size_t len[6 + 4 * BATCH_MAX];
     char num[3 + 3 * BATCH_MAX][24];
-    int argc = 0, m = 0, i;
+    int argc = 0, m = 0, i, triples;
     redisReply *r;
 
 #define ARG(s, l) (argv[argc] = (s), len[argc] = (l), argc++)
@@ -351,7 +351,8 @@ send_checks(struct diff *d, const struct check *cks, int n,
     else
         NUM(d->now);
     NUM(BUFFER_MS);
-    for (i = 0; i < (mode != NULL && one_limit(cks, n) ? 1 : n); i++) {
+    triples = mode != NULL && one_limit(cks, n) ? 1 : n;
+    for (i = 0; i < triples; i++) {
         NUM(cks[i].max);
         NUM(cks[i].window);
         NUM(cks[i].cost);
@@ -641,12 +642,13 @@ START_TEST(batches)
     struct diff *d = diff_new((rl_algorithm)_i, 0xd1ff0100 + _i);
     struct check cks[BATCH_MAX];
     int b, i, n, key, shared = 0, uniq = 0;
-    bool distinct;
+    bool distinct, one;
 
     for (b = 0; b < 240; b++) {
         advance(d);
         n = (int)uniform(1, BATCH_MAX);
         distinct = b % 4 == 1;
+        one = b % 3 == 0; /* one limit for all: one triple */
         for (i = 0; i < n; i++) {
             if (distinct) {
                 do
@@ -657,15 +659,15 @@ START_TEST(batches)
                                           : draw_key();
             }
             draw_check(d, key, &cks[i]);
-            if (b % 3 == 0 && i > 0) {
+            if (one && i > 0) {
                 cks[i].max = cks[0].max;
                 cks[i].window = cks[0].window;
                 cks[i].cost = cks[0].cost;
             }
         }
-        shared += b % 3 == 0 && n > 1;
+        shared += one && n > 1;
         uniq += distinct && n > 1;
-        run_batch(d, cks, n, distinct ? "U" : b % 3 == 0 ? "" : NULL);
+        run_batch(d, cks, n, distinct ? "U" : one ? "" : NULL);
     }
     ck_assert_int_ge(shared, 60);
     ck_assert_int_ge(uniq, 50);

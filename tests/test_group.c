@@ -410,7 +410,7 @@ race_child(int i)
     event_base_free(base);
     base = event_base_new();
     snprintf(user, sizeof(user), "{race}u%d", i);
-    th_redis_config(&cfg, RL_FIXED_WINDOW, srv->host, srv->port, &now);
+    redis_config(&cfg, RL_FIXED_WINDOW);
     if (rl_new(base, &cfg, &rl) != RL_OK)
         return 255;
     for (k = 0; k < 60; k++)
