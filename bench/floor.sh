@@ -29,13 +29,14 @@
 #
 # Knobs (environment): FLOOR_ROUNDS (3); W1_CHECKS (1000000), W1_KEYS
 # (100000), W1_INFLIGHT (1024), W1_WARMUP (100000), as for run-w1.sh;
-# RCPU_CHECKS and RCPU_KEYS, as for redis-cpu.sh.
+# RCPU_CHECKS and RCPU_KEYS, as for redis-cpu.sh; RCPU_KEEP, each
+# variant's profile kept in a directory of its own below it.
 #
 # Needs redis-server, redis-cli, GNU tar and what building the library
 # needs (autoreconf too when the tree has no configure); valgrind for
-# --callgrind.  Takes a few minutes: about a minute of builds, then ~6 s
-# per run (3 rounds of 3 variants); --callgrind adds about a minute per
-# variant.
+# --callgrind.  Takes a few minutes: about a minute of builds, then 3 to
+# 7 s per run (3 rounds of each variant); --callgrind adds about a minute
+# per variant.
 set -eu
 prog=floor.sh
 bench_dir=$(cd "$(dirname "$0")" && pwd)
@@ -54,7 +55,6 @@ keys=${W1_KEYS:-100000}
 inflight=${W1_INFLIGHT:-1024}
 warmup=${W1_WARMUP:-100000}
 w1="--checks $checks --keys $keys --inflight $inflight --warmup $warmup"
-srcdir=$(dirname "$bench_dir")
 jobs=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 
 floors=
@@ -173,7 +173,7 @@ echo
 # The median of the numbers on stdin, one a line (the mean of the middle
 # two for an even count), or nothing for none.
 median() {
-    sort -g | awk '{ v[NR] = $1 }
+    sort -n | awk '{ v[NR] = $1 }
         END {
             m = int((NR + 1) / 2)
             k = int(NR / 2) + 1
@@ -217,7 +217,12 @@ if [ "$callgrind" = yes ]; then
             dir=$build
         fi
         echo "redis-cpu.sh on $name (about a minute under callgrind) ..."
+        # Each variant's profile in a directory of its own, if kept.
         if ! (unset REDIS_URL
+              if [ -n "${RCPU_KEEP:-}" ]; then
+                  RCPU_KEEP=$RCPU_KEEP/$name
+                  export RCPU_KEEP
+              fi
               RCPU_ALGOS=fixed-window sh "$bench_dir/redis-cpu.sh" "$dir") \
                 >"$tmp/$name.rcpu" 2>&1; then
             echo "$prog: redis-cpu.sh on $name failed:" >&2

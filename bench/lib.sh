@@ -1,17 +1,21 @@
-# lib.sh: what bench/run-w1.sh and bench/run-w2.sh share, sourced by
-# both: finding the build directory, a redis-server of their own (or the
-# one REDIS_URL names), and small helpers around it.
+# lib.sh: what the bench/*.sh scripts share, sourced by each: finding
+# the build directory, a redis-server of their own (or the one REDIS_URL
+# names), and small helpers around it.
 #
 # The caller sets $prog (its name, for messages) and $bench_dir (this
 # directory) before sourcing, and runs under `set -eu`.  After
 # bench_args "$@" and bench_server_start it has:
 #   $build, $rlbench    the build directory and its bench/rl-bench;
+#   $srcdir             the source tree (the parent of $bench_dir);
 #   $tmp                a temporary directory, removed on exit;
 #   $server             the options that name the server, for rl-bench and
 #                       the peers alike: "--host 127.0.0.1 --port P", or
 #                       "--url $REDIS_URL";
 #   rcli ARGS...        redis-cli on that server;
 #   bench_flush         empties the database between runs.
+# A script that starts servers of its own (redis-cpu.sh, one under
+# valgrind per algorithm) calls bench_tmp, then start_own_server with
+# $server_wrap set, instead of bench_server_start.
 # With REDIS_URL the server is the caller's: it is used as it is, never
 # started or stopped, and bench_flush runs FLUSHDB on it.  Give a server
 # nobody else uses: INFO's counts are the whole server's.
@@ -109,10 +113,15 @@ server_is_ours() {
         grep -qx "process_id:$pid"
 }
 
-# Starts redis-server on a random free port; tries a few ports.  With
+# Starts redis-server on a random free port (tries a few) and sets
+# $server to name it.  With
 # $server_wrap set (a command and its options, such as valgrind's), the
 # server runs under it, and is given 30 s rather than 5 to answer.
 start_own_server() {
+    tries=50
+    if [ -n "${server_wrap:-}" ]; then
+        tries=300
+    fi
     for _ in 1 2 3 4 5 6 7 8 9 10; do
         port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000))
         # shellcheck disable=SC2086 # $server_wrap is a list of words
@@ -121,12 +130,9 @@ start_own_server() {
             --logfile "$tmp/redis.log" &
         pid=$!
         i=0
-        tries=50
-        if [ -n "${server_wrap:-}" ]; then
-            tries=300
-        fi
         while [ $i -lt $tries ] && kill -0 "$pid" 2>/dev/null; do
             if server_is_ours; then
+                server="--host 127.0.0.1 --port $port"
                 return 0
             fi
             sleep 0.1
@@ -141,12 +147,18 @@ start_own_server() {
     return 1
 }
 
-# $1: a name for the temporary directory.  Makes $tmp, sets the exit
-# traps, then starts our server (or checks REDIS_URL's) and sets $server.
-bench_server_start() {
+# $1: a name for the temporary directory.  Makes $tmp and sets the exit
+# traps that remove it (and stop our server).
+bench_tmp() {
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM HUP PIPE
+}
+
+# $1: a name for the temporary directory.  bench_tmp, then starts our
+# server (or checks REDIS_URL's) and sets $server.
+bench_server_start() {
+    bench_tmp "$1"
     if [ -n "${REDIS_URL:-}" ]; then
         if ! rcli ping >/dev/null; then
             echo "$prog: no answer from REDIS_URL's server" >&2
@@ -156,7 +168,6 @@ bench_server_start() {
         return 0
     fi
     start_own_server
-    server="--host 127.0.0.1 --port $port"
 }
 
 # One line on the server: version, address, and whose it is.

@@ -24,7 +24,7 @@
 # RCPU_ALGOS (all five), RCPU_KEEP (a directory: each algorithm's
 # callgrind output is copied there, <algo>.cg.out, for callgrind_annotate
 # --inclusive=yes).  Needs valgrind (callgrind_control and
-# callgrind_annotate), redis-server and redis-cli.  Takes about a minute
+# callgrind_annotate), redis-server, redis-cli and bc.  Takes about a minute
 # per algorithm.
 set -eu
 prog=redis-cpu.sh
@@ -61,15 +61,12 @@ run() {
 echo "redis-server under callgrind; rl-bench from $build;" \
      "$checks checks over $keys keys (+ $keys warm-up) per algorithm"
 printf '%-16s %14s %12s %10s\n' algorithm instructions "per check" fallback
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rl-rcpu.XXXXXX")
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+bench_tmp rl-rcpu
 for algo in $algos; do
     server_wrap="valgrind --tool=callgrind --log-file=$tmp/$algo.vg.log"
     server_wrap="$server_wrap --toggle-collect=readQueryFromClient"
     server_wrap="$server_wrap --callgrind-out-file=$tmp/$algo.cg.out"
     start_own_server
-    server="--host 127.0.0.1 --port $port"
     run "$algo" "$keys" >/dev/null
     bench_flush
     callgrind_control -z "$pid" >/dev/null 2>&1
