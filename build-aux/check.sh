@@ -8,13 +8,32 @@ set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/build-aux/deps.sh"
-cd "$top"
+src=$top
+build="$top/_build/check"
+# The README's first command configures the tree in place, and configure
+# refuses to build out of a tree configured so: then the checks run on a
+# copy of the sources (the files git tracks, and the new ones it does not
+# ignore), and the build in place stays as it is.
+if [ -f "$top/config.status" ]; then
+    if ! git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
+        echo "check.sh: $top is configured in place and is no git" \
+             "checkout; run 'make distclean' there first" >&2
+        exit 2
+    fi
+    src="$top/_build/check-src"
+    build="$top/_build/check-copy"
+    rm -rf "$src" "$build"
+    mkdir -p "$src"
+    git -C "$top" ls-files -z --cached --others --exclude-standard |
+        tar -C "$top" --null --ignore-failed-read -T - -cf - |
+        tar -C "$src" -xf -
+fi
+cd "$src"
 [ -x configure ] || autoreconf -fi
 
-build="$top/_build/check"
 mkdir -p "$build"
 cd "$build"
-[ -f Makefile ] || "$top/configure" --enable-sanitizers --enable-werror -q
+[ -f Makefile ] || "$src/configure" --enable-sanitizers --enable-werror -q
 status=0
 make -j2 -s
 make -j2 -s check || status=$?
